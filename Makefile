@@ -1,0 +1,56 @@
+# Two commands do all set-up on a fresh Debian machine with Python 3.11 (as root):
+#   make run   - virtual environment, packages, ffmpeg, database, demo merchant, service on :8000
+#   make test  - the same set-up, then the whole test suite
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= var
+export MEDIA_SERVICE_DATA_DIR ?= $(DATA_DIR)
+
+.PHONY: run test setup system-packages venv db demo-merchant lint bench clean
+
+run: setup demo-merchant
+	$(BIN)/media-service serve --host 127.0.0.1 --port 8000
+
+test: setup test-system-packages
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: system-packages venv db
+
+# Debian packages the service needs (only installed when missing).
+system-packages:
+	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
+	echo "installing ffmpeg (Debian)"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
+
+# Extra Debian packages the tests use (real browser, real Redis), only when missing.
+test-system-packages:
+	@true
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+db: venv
+	$(BIN)/media-service db upgrade
+
+demo-merchant: db
+	@if [ ! -f $(DATA_DIR)/demo-merchant ]; then \
+	  $(BIN)/media-service merchants create "Demo shop" && touch $(DATA_DIR)/demo-merchant; \
+	else \
+	  echo "Demo merchant exists (media-service merchants list); new key: media-service merchants create NAME"; \
+	fi
+
+lint: venv
+	$(BIN)/ruff check media_service tests bench
+
+bench: setup
+	$(BIN)/python bench/upload_throughput.py
+
+clean:
+	rm -rf $(VENV) $(DATA_DIR) .pytest_cache

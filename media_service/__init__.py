@@ -1,0 +1,44 @@
+"""media-service: rich product media for online merchants, as a Flask service."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+__version__ = "0.1.0"
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the application: settings, database, storage, error handling and the API blueprints."""
+    from media_service import db
+    from media_service.api import register_blueprints
+    from media_service.api.assets import MediaRequest, remove_spool_files
+    from media_service.config import load_settings
+    from media_service.http_errors import register_error_handlers
+    from media_service.jobs.base import LocalExecutor
+    from media_service.storage import make_storage
+
+    settings = load_settings(test_config)
+    app = Flask(__name__, static_folder=str(PROJECT_ROOT / "static"), static_url_path="/static")
+    app.config.update(settings)
+    app.request_class = MediaRequest
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    logging.basicConfig(level=settings["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+    app.extensions["storage"] = make_storage(settings)
+    app.extensions["executor"] = LocalExecutor()
+    app.teardown_request(remove_spool_files)
+    register_error_handlers(app)
+    register_blueprints(app)
+
+    from media_service.cli import register_cli
+
+    register_cli(app)
+    return app

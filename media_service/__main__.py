@@ -1,0 +1,3 @@
+from media_service.cli import run
+
+run()

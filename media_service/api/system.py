@@ -1,0 +1,71 @@
+"""Service-level endpoints: the landing page, health, the OpenAPI document and its docs page."""
+
+from __future__ import annotations
+
+import functools
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, current_app, render_template
+from sqlalchemy import func, select
+
+from media_service.db import get_db, get_session
+from media_service.models import Job, WorkerHeartbeat, utcnow
+from media_service.openapi import openapi_document
+
+bp = Blueprint("system", __name__)
+
+
+@bp.get("/")
+def index() -> Any:
+    return render_template("index.html")
+
+
+@functools.cache
+def _ffmpeg_version(binary: str) -> str | None:
+    from media_service.video.ffmpeg import ffmpeg_version
+
+    return ffmpeg_version(binary)
+
+
+@bp.get("/v1/health")
+def health() -> Any:
+    """Database, storage, ffmpeg and worker status; 503 when a required part is down."""
+    checks: dict[str, Any] = {}
+    healthy = True
+    try:
+        get_db().ping()
+        checks["database"] = {"ok": True}
+    except Exception as exc:  # report, don't crash: this is what monitoring polls
+        healthy = False
+        checks["database"] = {"ok": False, "error": str(exc)[:300]}
+    try:
+        current_app.extensions["storage"].check_writable()
+        checks["storage"] = {"ok": True, "backend": current_app.config["STORAGE_BACKEND"]}
+    except OSError as exc:
+        healthy = False
+        checks["storage"] = {"ok": False, "error": str(exc)[:300]}
+    version = _ffmpeg_version(current_app.config["FFMPEG_BINARY"])
+    checks["ffmpeg"] = {"ok": version is not None, "version": version}
+    healthy = healthy and version is not None
+    if checks["database"]["ok"]:
+        session = get_session()
+        recent = utcnow() - timedelta(seconds=max(10.0, current_app.config["JOB_LEASE_SECONDS"]))
+        alive = session.scalar(select(func.count()).select_from(WorkerHeartbeat)
+                               .where(WorkerHeartbeat.seen_at >= recent)) or 0
+        queued = session.scalar(select(func.count()).select_from(Job).where(Job.state == "queued")) or 0
+        running = session.scalar(select(func.count()).select_from(Job).where(Job.state == "running")) or 0
+        # Workers are not required for the API to answer, so they only warn.
+        checks["workers"] = {"ok": alive > 0, "alive": alive, "queued_jobs": queued, "running_jobs": running}
+    body = {"status": "ok" if healthy else "unhealthy", "checks": checks}
+    return body, 200 if healthy else 503
+
+
+@bp.get("/v1/openapi.json")
+def openapi() -> Any:
+    return openapi_document()
+
+
+@bp.get("/docs")
+def docs() -> Any:
+    return render_template("docs.html", spec=openapi_document())

@@ -1,0 +1,198 @@
+"""Every setting of the service, defined once with its default and a one-line description.
+
+Values are read, later ones winning, from: the defaults below, an instance config file
+(``MEDIA_SERVICE_CONFIG_FILE``, or ``<DATA_DIR>/config.toml`` when it exists), environment variables
+``MEDIA_SERVICE_<NAME>`` and finally the ``test_config`` dict passed to ``create_app``. An unknown
+setting anywhere is an error at start-up, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from media_service.errors import ConfigError
+
+ENV_PREFIX = "MEDIA_SERVICE_"
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {value!r}")
+
+
+def _list(value: Any) -> list[str]:
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    text = str(value).strip()
+    if text.startswith("["):
+        return [str(v) for v in json.loads(text)]
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]
+    description: str
+
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATA_DIR", "var", str, "Folder for the SQLite database, local storage and the secret key."),
+    Setting("DATABASE_URL", None, _optional_str,
+            "SQLAlchemy URL; default sqlite:///<DATA_DIR>/media-service.db (PostgreSQL by URL)."),
+    Setting("STORAGE_BACKEND", "filesystem", str, "Storage implementation: 'filesystem'."),
+    Setting("STORAGE_ROOT", None, _optional_str, "Root folder of filesystem storage; default <DATA_DIR>/storage."),
+    Setting("SECRET_KEY", None, _optional_str,
+            "Key for signed URLs; default: generated once and kept in <DATA_DIR>/secret_key."),
+    Setting("PUBLIC_URL", "", str, "External base URL used in links (empty: derived from the request)."),
+    Setting("TESTING", False, _bool, "Test mode (Flask's TESTING flag)."),
+    Setting("LOG_LEVEL", "INFO", str, "Logging level of the service and workers."),
+    # Uploads
+    Setting("MAX_UPLOAD_BYTES", 4 * GiB, int, "Largest file accepted by the upload API, in bytes."),
+    Setting("MAX_MULTIPART_BYTES", 256 * MiB, int,
+            "Largest body of POST /v1/assets; bigger files go through tus resumable uploads."),
+    Setting("UPLOAD_EXPIRY_SECONDS", 24 * 3600, int, "How long an unfinished tus upload is kept."),
+    Setting("UPLOAD_CHUNK_BYTES", 1 * MiB, int, "Read/write block size when streaming uploads to disk."),
+    # Validation of what comes in
+    Setting("MAX_IMAGE_PIXELS", 100_000_000, int, "Largest image accepted, in pixels (width x height)."),
+    Setting("MAX_GIF_FRAMES", 1000, int, "Most frames accepted in an animated image."),
+    Setting("MAX_VIDEO_PIXELS", 4096 * 4096, int, "Largest video frame accepted, in pixels (width x height)."),
+    Setting("MAX_VIDEO_SECONDS", 3600.0, float, "Longest video accepted, in seconds."),
+    Setting("MAX_VIDEO_STREAMS", 16, int, "Most streams (video, audio, subtitles, data) in an accepted video."),
+    Setting("PROBE_TIMEOUT_SECONDS", 30.0, float, "Wall-clock limit of one ffprobe/packet check run."),
+    Setting("FFMPEG_BINARY", "ffmpeg", str, "ffmpeg executable."),
+    Setting("FFPROBE_BINARY", "ffprobe", str, "ffprobe executable."),
+    Setting("FFMPEG_TIMEOUT_SECONDS", 3600.0, float, "Wall-clock limit of one ffmpeg run inside a job."),
+    # Jobs
+    Setting("RUN_LOCAL_WORKER", True, _bool, "'serve' also starts a local job worker."),
+    Setting("WORKER_CONCURRENCY", 2, int, "Job processes of a local worker."),
+    Setting("JOB_LEASE_SECONDS", 30.0, float, "A running job whose lease is not renewed for this long is re-queued."),
+    Setting("JOB_HEARTBEAT_SECONDS", 5.0, float, "How often a running job renews its lease."),
+    Setting("JOB_MAX_ATTEMPTS", 3, int, "Attempts before a job whose worker keeps dying is failed."),
+    Setting("JOB_POLL_SECONDS", 0.5, float, "How often an idle worker looks for queued jobs."),
+    Setting("JOB_MODULES", [], _list, "Extra modules that register job kinds (imported by workers)."),
+    # Webhooks
+    Setting("WEBHOOK_TIMEOUT_SECONDS", 5.0, float, "Timeout of one webhook delivery."),
+    Setting("WEBHOOK_MAX_ATTEMPTS", 8, int, "Deliveries tried before a webhook event is given up."),
+    Setting("WEBHOOK_BACKOFF_SECONDS", 2.0, float, "First retry delay; doubles on each attempt."),
+    Setting("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False, _bool,
+            "Allow webhook URLs that resolve to loopback/private addresses (tests, single-host setups)."),
+    # API
+    Setting("PAGE_SIZE_MAX", 100, int, "Largest page of a list endpoint."),
+    Setting("SIGNED_URL_SECONDS", 3600, int, "Lifetime of signed download URLs."),
+)
+
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+# Flask's own keys that may appear in test_config without being ours.
+_FLASK_PASSTHROUGH = {"SERVER_NAME", "PROPAGATE_EXCEPTIONS"}
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    return {str(k).upper(): v for k, v in data.items()}
+
+
+def _check_known(source: str, values: Mapping[str, Any]) -> None:
+    unknown = sorted(k for k in values if k not in SETTINGS_BY_NAME and k not in _FLASK_PASSTHROUGH)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) in {source}: {', '.join(unknown)}; "
+            f"run 'media-service config' to list the valid names"
+        )
+
+
+def load_settings(test_config: Mapping[str, Any] | None = None,
+                  environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Resolve every setting from defaults, config file, environment and ``test_config``."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+
+    env_values = {k[len(ENV_PREFIX):]: v for k, v in environ.items() if k.startswith(ENV_PREFIX)}
+    config_file = env_values.pop("CONFIG_FILE", None)
+    _check_known("environment (MEDIA_SERVICE_*)", env_values)
+    test_values = {k.upper(): v for k, v in (test_config or {}).items()}
+    _check_known("test_config", test_values)
+
+    data_dir = Path(test_values.get("DATA_DIR", env_values.get("DATA_DIR", raw["DATA_DIR"])))
+    candidate = Path(config_file) if config_file else data_dir / "config.toml"
+    if config_file or candidate.exists():
+        file_values = _read_file(candidate)
+        _check_known(str(candidate), file_values)
+        raw.update(file_values)
+    raw.update(env_values)
+    raw.update(test_values)
+
+    settings: dict[str, Any] = {}
+    for name, value in raw.items():
+        setting = SETTINGS_BY_NAME.get(name)
+        if setting is None:
+            settings[name] = value
+            continue
+        try:
+            settings[name] = None if value is None else setting.parse(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"setting {name}: {exc}") from exc
+    return _derive(settings)
+
+
+def _derive(settings: dict[str, Any]) -> dict[str, Any]:
+    data_dir = Path(settings["DATA_DIR"]).resolve()
+    settings["DATA_DIR"] = str(data_dir)
+    if not settings["DATABASE_URL"]:
+        settings["DATABASE_URL"] = f"sqlite:///{data_dir / 'media-service.db'}"
+    if not settings["STORAGE_ROOT"]:
+        settings["STORAGE_ROOT"] = str(data_dir / "storage")
+    if settings["STORAGE_BACKEND"] not in {"filesystem"}:
+        raise ConfigError(f"setting STORAGE_BACKEND: unknown backend {settings['STORAGE_BACKEND']!r}; "
+                          "use 'filesystem'")
+    if not settings["SECRET_KEY"]:
+        settings["SECRET_KEY"] = _persistent_secret(data_dir)
+    return settings
+
+
+def _persistent_secret(data_dir: Path) -> str:
+    """Create the secret key once per data folder so every process of an instance shares it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "secret_key"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)  # first writer wins when several processes start at once
+        tmp.unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
+def describe_settings() -> list[dict[str, Any]]:
+    """Name, environment variable, default and description of every setting (for the CLI)."""
+    return [{"name": s.name, "env": ENV_PREFIX + s.name, "default": s.default,
+             "description": s.description} for s in SETTINGS]

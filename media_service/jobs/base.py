@@ -1,0 +1,103 @@
+"""Job kinds, job states and the executor seam.
+
+A job kind is a plain function ``handler(ctx) -> dict`` registered under a name; it reads its inputs
+from storage keys in ``ctx.params`` and writes outputs under keys derived from the job, so a re-run
+after a crash overwrites the same objects instead of adding new ones. The job table is the source of
+truth; an executor only wakes workers up.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from media_service.storage import Storage
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from media_service.models import Job
+
+QUEUED = "queued"
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
+FINISHED_STATES = (SUCCEEDED, FAILED, CANCELLED)
+
+BUILTIN_JOB_MODULES = ("media_service.pipelines.thumbnail",)
+
+
+@dataclass
+class JobContext:
+    """What a running job sees: its parameters, storage, settings and a way to report progress."""
+
+    job_id: str
+    merchant_id: str | None
+    params: dict[str, Any]
+    storage: Storage
+    settings: Mapping[str, Any]
+    report_progress: Callable[[float], None] = field(default=lambda fraction: None)
+
+    def progress(self, fraction: float) -> None:
+        """Report progress in 0..1; raises ``JobCancelled`` when the job was cancelled meanwhile."""
+        self.report_progress(min(max(fraction, 0.0), 1.0))
+
+    def output_key(self, name: str) -> str:
+        """A storage key owned by this job: the same on every attempt, so re-runs overwrite."""
+        owner = self.merchant_id or "system"
+        return f"jobs/{owner}/{self.job_id}/{name}"
+
+
+JobHandler = Callable[[JobContext], dict[str, Any]]
+# Runs in the transaction that marks the job succeeded: records outputs on the owning rows.
+SuccessHook = Callable[["Session", "Job"], None]
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    handler: JobHandler
+    on_success: SuccessHook | None = None
+
+
+_REGISTRY: dict[str, JobKind] = {}
+
+
+def job_kind(name: str, *, on_success: SuccessHook | None = None) -> Callable[[JobHandler], JobHandler]:
+    """Register ``handler`` as the implementation of job kind ``name``."""
+
+    def decorator(handler: JobHandler) -> JobHandler:
+        _REGISTRY[name] = JobKind(name, handler, on_success)
+        return handler
+
+    return decorator
+
+
+def load_job_modules(extra: list[str] | tuple[str, ...] = ()) -> dict[str, JobKind]:
+    """Import the modules that register job kinds and return the registry."""
+    for module in (*BUILTIN_JOB_MODULES, *extra):
+        importlib.import_module(module)
+    return dict(_REGISTRY)
+
+
+def kind_for(name: str) -> JobKind | None:
+    return _REGISTRY.get(name)
+
+
+class Executor(ABC):
+    """Wakes workers for queued jobs. The job row is written before ``submit`` is called."""
+
+    @abstractmethod
+    def submit(self, job_id: str) -> None: ...
+
+
+class LocalExecutor(Executor):
+    """Local worker processes poll the job table, so submitting needs no message at all."""
+
+    def submit(self, job_id: str) -> None:
+        return None

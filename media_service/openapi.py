@@ -1,0 +1,139 @@
+"""The OpenAPI 3.1 description of the public API (a test keeps it equal to the real routes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from media_service import __version__
+
+PROBLEM = {"$ref": "#/components/responses/Problem"}
+
+
+def _op(summary: str, *, tag: str, ok: str = "200", body: dict[str, Any] | None = None,
+        errors: tuple[str, ...] = ("400", "401", "404"), params: list[dict[str, Any]] | None = None,
+        secured: bool = True, schema: str | None = None) -> dict[str, Any]:
+    responses: dict[str, Any] = {ok: {"description": "Success"}}
+    if schema:
+        responses[ok]["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+    for code in errors:
+        responses[code] = PROBLEM
+    operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
+    if body:
+        operation["requestBody"] = body
+    if params:
+        operation["parameters"] = params
+    if not secured:
+        operation["security"] = []
+    return operation
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _header(name: str, required: bool = True, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": required, "schema": schema or {"type": "string"}}
+
+
+PAGING = [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+          {"name": "cursor", "in": "query", "schema": {"type": "string"}}]
+TUS = _header("Tus-Resumable", schema={"type": "string", "const": "1.0.0"})
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The whole document, built fresh (cheap) so it always reflects this code."""
+    asset_id, job_id, upload_id, webhook_id = (_path_param(n) for n in
+                                               ("asset_id", "job_id", "upload_id", "webhook_id"))
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "media-service", "version": __version__,
+                 "description": "Rich product media for online merchants: uploads, jobs, panoramas, spins, "
+                                "product extraction and buyer-show videos."},
+        "servers": [{"url": "/"}],
+        "security": [{"apiKey": []}],
+        "paths": {
+            "/v1/health": {"get": _op("Service health", tag="system", secured=False, errors=("503",))},
+            "/v1/openapi.json": {"get": _op("This document", tag="system", secured=False, errors=())},
+            "/v1/assets": {
+                "post": _op("Upload a small file (multipart field 'file')", tag="assets", ok="201",
+                            schema="Asset", errors=("400", "401", "403", "413", "415", "422"),
+                            body={"required": True, "content": {"multipart/form-data": {"schema": {
+                                "type": "object", "required": ["file"],
+                                "properties": {"file": {"type": "string", "format": "binary"}}}}}}),
+                "get": _op("List assets, newest first", tag="assets", params=[
+                    *PAGING, {"name": "kind", "in": "query", "schema": {"enum": ["image", "video"]}}]),
+            },
+            "/v1/assets/{asset_id}": {
+                "get": _op("One asset", tag="assets", params=[asset_id], schema="Asset"),
+                "delete": _op("Delete an asset and its files", tag="assets", ok="204", params=[asset_id]),
+            },
+            "/v1/uploads": {
+                "options": _op("tus capabilities", tag="uploads", ok="204", secured=False, errors=()),
+                "post": _op("Create a tus upload (creation, creation-with-upload)", tag="uploads", ok="201",
+                            errors=("400", "401", "412", "413", "415", "422", "460"),
+                            params=[TUS, _header("Upload-Length"), _header("Upload-Metadata", False),
+                                    _header("Idempotency-Key", False)]),
+            },
+            "/v1/uploads/{upload_id}": {
+                "head": _op("Current offset of a tus upload", tag="uploads", errors=("404", "410", "412"),
+                            params=[upload_id, TUS]),
+                "patch": _op("Append bytes at Upload-Offset", tag="uploads", ok="204",
+                             errors=("400", "401", "404", "409", "412", "413", "415", "422", "423", "460"),
+                             params=[upload_id, TUS, _header("Upload-Offset"), _header("Upload-Checksum", False)],
+                             body={"required": True, "content": {"application/offset+octet-stream": {
+                                 "schema": {"type": "string", "format": "binary"}}}}),
+                "delete": _op("Terminate a tus upload", tag="uploads", ok="204", params=[upload_id, TUS],
+                              errors=("401", "404", "412", "423")),
+                "get": _op("Upload state as JSON (asset id or refusal reason)", tag="uploads",
+                           params=[upload_id]),
+            },
+            "/v1/jobs": {"get": _op("List jobs", tag="jobs", params=[
+                *PAGING, {"name": "state", "in": "query", "schema": {"type": "string"}},
+                {"name": "kind", "in": "query", "schema": {"type": "string"}}])},
+            "/v1/jobs/{job_id}": {"get": _op("One job: state, progress, result, error", tag="jobs",
+                                             params=[job_id], schema="Job")},
+            "/v1/jobs/{job_id}/cancel": {"post": _op("Cancel a job", tag="jobs", ok="202", params=[job_id],
+                                                     errors=("401", "404", "409"), schema="Job")},
+            "/v1/jobs/{job_id}/retry": {"post": _op("Retry a failed or cancelled job", tag="jobs", ok="202",
+                                                    params=[job_id], errors=("401", "404", "409"), schema="Job")},
+            "/v1/webhooks": {
+                "post": _op("Subscribe a URL to job events (the secret is shown once)", tag="webhooks",
+                            ok="201", body=_json_body({"type": "object", "required": ["url"], "properties": {
+                                "url": {"type": "string", "format": "uri"},
+                                "events": {"type": "array", "items": {"enum": [
+                                    "job.succeeded", "job.failed", "job.cancelled"]}}}})),
+                "get": _op("List webhooks", tag="webhooks"),
+            },
+            "/v1/webhooks/{webhook_id}": {
+                "get": _op("One webhook with its recent deliveries", tag="webhooks", params=[webhook_id]),
+                "delete": _op("Remove a webhook", tag="webhooks", ok="204", params=[webhook_id]),
+            },
+        },
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
+                                           "description": "A merchant API key: msk_..."}},
+            "responses": {"Problem": {"description": "RFC 9457 problem details", "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}},
+            "schemas": {
+                "Problem": {"type": "object", "required": ["type", "title", "status", "detail", "code"],
+                            "properties": {"type": {"type": "string"}, "title": {"type": "string"},
+                                           "status": {"type": "integer"}, "detail": {"type": "string"},
+                                           "code": {"type": "string"}}},
+                "Asset": {"type": "object", "required": ["id", "kind", "format", "size", "sha256"], "properties": {
+                    "id": {"type": "string"}, "kind": {"enum": ["image", "video"]}, "format": {"type": "string"},
+                    "mime": {"type": "string"}, "size": {"type": "integer"}, "sha256": {"type": "string"},
+                    "filename": {"type": "string"}, "width": {"type": ["integer", "null"]},
+                    "height": {"type": ["integer", "null"]}, "duration": {"type": ["number", "null"]},
+                    "url": {"type": "string"}, "thumbnail_url": {"type": ["string", "null"]}}},
+                "Job": {"type": "object", "required": ["id", "kind", "state", "progress"], "properties": {
+                    "id": {"type": "string"}, "kind": {"type": "string"},
+                    "state": {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+                    "progress": {"type": "number", "minimum": 0, "maximum": 100},
+                    "result": {"type": ["object", "null"]}, "error": {"type": ["object", "null"]}}},
+            },
+        },
+    }

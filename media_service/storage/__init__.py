@@ -1,0 +1,19 @@
+"""Storage backends; the config names the implementation (``STORAGE_BACKEND``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from media_service.storage.base import Storage, StoredObject, check_key, sha256_file
+from media_service.storage.filesystem import FileSystemStorage
+
+__all__ = ["FileSystemStorage", "Storage", "StoredObject", "check_key", "make_storage", "sha256_file"]
+
+
+def make_storage(settings: Mapping[str, Any]) -> Storage:
+    """The storage backend the settings name."""
+    backend = settings["STORAGE_BACKEND"]
+    if backend == "filesystem":
+        return FileSystemStorage(settings["STORAGE_ROOT"])
+    raise ValueError(f"unknown storage backend {backend!r}")

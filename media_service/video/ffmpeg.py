@@ -1,0 +1,450 @@
+"""The only place where ffmpeg and ffprobe are spawned.
+
+Every run is an argument list (never a shell), gets a wall-clock limit enforced with SIGKILL on the whole
+process group, keeps only a bounded tail of stderr, and reports progress from ffmpeg's own ``-progress``
+output. Untrusted inputs go through :func:`safe_input_args` so that a file can never make ffmpeg open
+another protocol, another demuxer (HLS, concat, DASH ...) or another file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from media_service.errors import ProcessingError
+
+#: Demuxers ffmpeg may use on uploaded files (``-format_whitelist``). ``mov`` covers MP4/MOV/3GP,
+#: ``matroska`` covers Matroska and WebM. Everything else (HLS, DASH, concat, image2, AVI ...) is refused.
+ALLOWED_DEMUXERS: tuple[str, ...] = ("mov", "matroska")
+
+#: Demuxer names accepted by :func:`safe_input_args` (``webm`` is an alias of the matroska demuxer).
+_KNOWN_DEMUXERS = frozenset({"mov", "mp4", "matroska", "webm"})
+
+#: Bytes of stderr kept in memory per run; the error message keeps the last :data:`ERROR_TAIL_BYTES`.
+STDERR_KEEP_BYTES = 16 * 1024
+ERROR_TAIL_BYTES = 4 * 1024
+
+#: Largest ffprobe JSON output accepted, so a hostile file cannot make us buffer gigabytes.
+MAX_PROBE_OUTPUT_BYTES = 32 * 1024 * 1024
+
+#: How often ffmpeg writes a progress block (``-stats_period``).
+PROGRESS_PERIOD_SECONDS = 0.25
+
+_POLL_SECONDS = 0.05
+#: How often ``watch_paths`` are measured. A fast writer can overshoot the cap by what it writes in
+#: this time; for a single output file add ffmpeg's own ``-fs`` too, which stops exactly.
+_WATCH_EVERY_SECONDS = 0.1
+
+
+class FFmpegError(ProcessingError):
+    """ffmpeg or ffprobe failed; keeps the command line and the tail of stderr for the job log."""
+
+    code = "ffmpeg_failed"
+    title = "Media processing failed"
+
+    def __init__(self, detail: str, *, command: Sequence[str], returncode: int | None,
+                 stderr_tail: str = "") -> None:
+        super().__init__(detail)
+        # Kept as attributes, not problem "extra" members: command lines name server paths.
+        self.command = list(command)
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail[-ERROR_TAIL_BYTES:]
+
+
+class FFmpegTimeout(FFmpegError):
+    """The run took longer than its wall-clock limit and was killed."""
+
+    code = "ffmpeg_timeout"
+    title = "Media processing timed out"
+
+
+class OutputTooLarge(FFmpegError):
+    """The files written by the run grew past their size cap and the run was killed."""
+
+    code = "output_too_large"
+    title = "Output too large"
+
+
+@dataclass(frozen=True)
+class FFmpegResult:
+    """What a finished run left behind: exit status, stderr tail and the last progress block."""
+
+    command: list[str]
+    returncode: int
+    stderr_tail: str
+    elapsed: float
+    progress: dict[str, str] = field(default_factory=dict)
+    out_time: float | None = None  # seconds of output written (ffmpeg's out_time_us), when known
+
+    @property
+    def stderr_lines(self) -> list[str]:
+        """Non-empty stderr lines of the kept tail."""
+        return [line for line in self.stderr_tail.splitlines() if line.strip()]
+
+
+def safe_input_args(path: str | os.PathLike[str], demuxer: str | None) -> list[str]:
+    """Options to put in front of an untrusted input, ending with ``-i file:<absolute path>``.
+
+    Only the ``file`` protocol and the allow-listed demuxers can be used, the demuxer is forced when the
+    caller knows it (from the sniffed magic bytes, never the name), and the ``file:`` prefix stops a name
+    such as ``-x`` or ``http:...`` from being read as an option or a URL.
+    """
+    args = ["-protocol_whitelist", "file", "-format_whitelist", ",".join(ALLOWED_DEMUXERS)]
+    if demuxer is not None:
+        if demuxer not in _KNOWN_DEMUXERS:
+            raise ValueError(f"demuxer {demuxer!r} is not allowed for untrusted input; "
+                             f"use one of {sorted(_KNOWN_DEMUXERS)}")
+        args += ["-f", demuxer]
+        if demuxer in {"mov", "mp4"}:
+            # Never follow QuickTime data references (alias/URL drefs) to other files.
+            args += ["-enable_drefs", "0", "-use_absolute_path", "0"]
+    args += ["-i", "file:" + os.path.abspath(os.fspath(path))]
+    return args
+
+
+class _TailBuffer:
+    """Keeps the last ``limit`` bytes written to it: stderr of a long run never grows memory."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._data = bytearray()
+        self._lock = threading.Lock()
+
+    def feed(self, chunk: bytes) -> None:
+        with self._lock:
+            self._data += chunk
+            if len(self._data) > 2 * self.limit:
+                del self._data[:-self.limit]
+
+    def text(self) -> str:
+        with self._lock:
+            return bytes(self._data[-self.limit:]).decode("utf-8", errors="replace")
+
+
+def _drain(stream: IO[bytes], sink: Callable[[bytes], None]) -> None:
+    """Read a pipe until EOF in a thread, handing each chunk to ``sink``."""
+    try:
+        for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
+            sink(chunk)
+    except (OSError, ValueError):
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            stream.close()
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process and anything it started (it runs in its own session)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+
+
+def _tree_size(paths: Iterable[Path]) -> int:
+    """Total size in bytes of the given files and folders (recursively); missing ones count 0."""
+    total = 0
+    stack = [Path(p) for p in paths]
+    while stack:
+        path = stack.pop()
+        try:
+            if path.is_dir():
+                with os.scandir(path) as entries:
+                    for entry in entries:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(Path(entry.path))
+                        elif entry.is_file(follow_symlinks=False):
+                            total += entry.stat(follow_symlinks=False).st_size
+            elif path.is_file():
+                total += path.stat().st_size
+        except OSError:
+            continue
+    return total
+
+
+_PATH_RE = re.compile(r"(?:file:)?(/[^\s'\"]+)")
+
+
+def _redact(text: str) -> str:
+    """Replace absolute paths by their base name: error details may be shown to API clients."""
+    return _PATH_RE.sub(lambda m: os.path.basename(m.group(1)) or "<path>", text)
+
+
+def _summary(stderr_tail: str) -> str:
+    lines = [line.strip() for line in stderr_tail.splitlines() if line.strip()]
+    return _redact(lines[-1])[:300] if lines else "no error output"
+
+
+def _program_name(binary: str) -> str:
+    return os.path.basename(binary) or binary
+
+
+class _Run:
+    """One child process with the shared kill/timeout/stderr handling."""
+
+    def __init__(self, command: list[str], *, timeout: float) -> None:
+        self.command = command
+        self.timeout = timeout
+        self.stderr = _TailBuffer(STDERR_KEEP_BYTES)
+        self.started = time.monotonic()
+        try:
+            self.proc = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                start_new_session=True, close_fds=True,
+            )
+        except OSError as exc:
+            raise FFmpegError(
+                f"{_program_name(command[0])} could not be started ({exc.strerror}); "
+                "check that ffmpeg is installed and FFMPEG_BINARY/FFPROBE_BINARY point to it",
+                command=command, returncode=None,
+            ) from exc
+        self._stderr_thread = threading.Thread(
+            target=_drain, args=(self.proc.stderr, self.stderr.feed), daemon=True)
+        self._stderr_thread.start()
+
+    @property
+    def remaining(self) -> float:
+        return self.timeout - (time.monotonic() - self.started)
+
+    def kill(self) -> None:
+        _kill_group(self.proc)
+        self.finish()
+
+    def finish(self) -> int:
+        """Wait for the exit (it was killed or has ended) and for the reader threads."""
+        try:
+            returncode = self.proc.wait(timeout=max(self.remaining, 0) + 5)
+        except subprocess.TimeoutExpired:
+            _kill_group(self.proc)
+            returncode = self.proc.wait()
+        self._stderr_thread.join(timeout=5)
+        return returncode
+
+    def timeout_error(self) -> FFmpegTimeout:
+        name = _program_name(self.command[0])
+        return FFmpegTimeout(
+            f"{name} took longer than {self.timeout:g} s and was stopped; the file is too long or too "
+            "complex to process: shorten it or lower its resolution",
+            command=self.command, returncode=self.proc.returncode, stderr_tail=self.stderr.text(),
+        )
+
+    def failure(self, returncode: int) -> FFmpegError:
+        tail = self.stderr.text()
+        name = _program_name(self.command[0])
+        return FFmpegError(
+            f"{name} failed (exit status {returncode}): {_summary(tail)}",
+            command=self.command, returncode=returncode, stderr_tail=tail,
+        )
+
+
+def _parse_out_time(block: dict[str, str]) -> float | None:
+    for key, scale in (("out_time_us", 1e-6), ("out_time_ms", 1e-6)):  # out_time_ms is µs too (sic)
+        value = block.get(key, "")
+        try:
+            seconds = int(value) * scale
+        except ValueError:
+            continue
+        return seconds if seconds >= 0 else None
+    return None
+
+
+def run_ffmpeg(args: list[str], *, timeout: float, binary: str = "ffmpeg", duration: float | None = None,
+               on_progress: Callable[[float], None] | None = None, max_output_bytes: int | None = None,
+               watch_paths: Sequence[Path] = ()) -> FFmpegResult:
+    """Run ffmpeg with ``args`` and wait for it, reporting progress and enforcing the limits.
+
+    ``on_progress`` receives a non-decreasing fraction in 0..1 (when ``duration`` is known) and 1.0 once
+    ffmpeg has finished; if it raises (a cancelled job, say), ffmpeg is killed and the exception
+    propagates. ``timeout`` is wall-clock seconds; over it the process group gets SIGKILL and
+    :class:`FFmpegTimeout` is raised. With ``max_output_bytes``, the total size of ``watch_paths``
+    (files or folders) is checked while running and :class:`OutputTooLarge` raised when exceeded.
+    A non-zero exit raises :class:`FFmpegError` with the command and the stderr tail.
+    """
+    command = [binary, "-nostdin", "-hide_banner", "-nostats", "-progress", "pipe:1",
+               "-stats_period", str(PROGRESS_PERIOD_SECONDS)]
+    if not any(a in {"-v", "-loglevel"} for a in args):
+        command += ["-loglevel", "error"]
+    command += list(args)
+
+    events: queue.Queue[dict[str, str] | None] = queue.Queue()
+    pending: dict[str, str] = {}
+    buffer = bytearray()
+
+    def on_stdout(chunk: bytes) -> None:
+        buffer.extend(chunk)
+        while b"\n" in buffer:
+            raw, _, rest = bytes(buffer).partition(b"\n")
+            buffer[:] = rest
+            key, sep, value = raw.decode("utf-8", errors="replace").strip().partition("=")
+            if not sep:
+                continue
+            pending[key] = value
+            if key == "progress":  # ffmpeg ends each block with progress=continue|end
+                events.put(dict(pending))
+                pending.clear()
+        if len(buffer) > 65536:  # not ffmpeg's progress format: do not buffer it
+            buffer.clear()
+
+    run = _Run(command, timeout=timeout)
+    reader = threading.Thread(target=_drain, args=(run.proc.stdout, on_stdout), daemon=True)
+    reader.start()
+    last_block: dict[str, str] = {}
+    out_time: float | None = None
+    reported = -1.0
+    next_watch = time.monotonic()
+    try:
+        while True:
+            try:
+                block = events.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                block = None
+            if block is not None:
+                last_block = block
+                out_time = _parse_out_time(block) or out_time
+                if on_progress is not None and duration and duration > 0 and out_time is not None:
+                    fraction = min(max(out_time / duration, 0.0), 1.0)
+                    if fraction > reported and block.get("progress") != "end":
+                        reported = fraction
+                        on_progress(fraction)
+            if max_output_bytes is not None and time.monotonic() >= next_watch:
+                next_watch = time.monotonic() + _WATCH_EVERY_SECONDS
+                size = _tree_size(watch_paths)
+                if size > max_output_bytes:
+                    run.kill()
+                    raise OutputTooLarge(
+                        f"the output grew past {max_output_bytes} bytes and processing was stopped; "
+                        "lower the output resolution, bit rate or duration",
+                        command=command, returncode=run.proc.returncode, stderr_tail=run.stderr.text(),
+                    )
+            if run.remaining <= 0:
+                run.kill()
+                raise run.timeout_error()
+            if run.proc.poll() is not None and not reader.is_alive() and events.empty():
+                break
+    except BaseException:
+        if run.proc.poll() is None:
+            run.kill()
+        raise
+    returncode = run.finish()
+    reader.join(timeout=5)
+    if max_output_bytes is not None and _tree_size(watch_paths) > max_output_bytes:
+        raise OutputTooLarge(
+            f"the output grew past {max_output_bytes} bytes; lower the output resolution, bit rate "
+            "or duration", command=command, returncode=returncode, stderr_tail=run.stderr.text())
+    if returncode != 0:
+        raise run.failure(returncode)
+    if on_progress is not None:
+        on_progress(1.0)
+    return FFmpegResult(command=command, returncode=returncode, stderr_tail=run.stderr.text(),
+                        elapsed=time.monotonic() - run.started, progress=last_block, out_time=out_time)
+
+
+def run_ffprobe(args: list[str], *, timeout: float, binary: str = "ffprobe") -> dict[str, Any]:
+    """Run ffprobe with JSON output and return it parsed; same kill/timeout handling as ffmpeg."""
+    command = [binary, "-hide_banner", "-v", "error", "-print_format", "json", *args]
+    chunks: list[bytes] = []
+    size = 0
+    overflow = threading.Event()
+
+    def on_stdout(chunk: bytes) -> None:
+        nonlocal size
+        size += len(chunk)
+        if size > MAX_PROBE_OUTPUT_BYTES:
+            overflow.set()
+        else:
+            chunks.append(chunk)
+
+    run = _Run(command, timeout=timeout)
+    reader = threading.Thread(target=_drain, args=(run.proc.stdout, on_stdout), daemon=True)
+    reader.start()
+    try:
+        while run.proc.poll() is None or reader.is_alive():
+            if overflow.is_set():
+                run.kill()
+                raise OutputTooLarge(
+                    f"ffprobe printed more than {MAX_PROBE_OUTPUT_BYTES} bytes; the file has too many "
+                    "streams or packets to inspect", command=command, returncode=run.proc.returncode,
+                    stderr_tail=run.stderr.text())
+            if run.remaining <= 0:
+                run.kill()
+                raise run.timeout_error()
+            reader.join(timeout=_POLL_SECONDS)
+    except BaseException:
+        if run.proc.poll() is None:
+            run.kill()
+        raise
+    returncode = run.finish()
+    if returncode != 0:
+        raise run.failure(returncode)
+    try:
+        data = json.loads(b"".join(chunks) or b"{}")
+    except ValueError as exc:
+        raise FFmpegError("ffprobe printed output that is not JSON", command=command,
+                          returncode=returncode, stderr_tail=run.stderr.text()) from exc
+    if not isinstance(data, dict):
+        raise FFmpegError("ffprobe printed unexpected JSON", command=command, returncode=returncode,
+                          stderr_tail=run.stderr.text())
+    return data
+
+
+def _capture(command: list[str], timeout: float = 10.0) -> str | None:
+    """stdout of a short informational command, or None when it cannot run."""
+    try:
+        done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                              check=False, start_new_session=True)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.decode("utf-8", errors="replace")
+
+
+@functools.lru_cache(maxsize=8)
+def ffmpeg_version(binary: str = "ffmpeg") -> str | None:
+    """Version string of ``binary`` (e.g. ``5.1.9-0+deb12u1``), or None when it cannot be run.
+
+    Cached per binary: ``doctor`` and ``/v1/health`` ask often and the answer does not change.
+    """
+    out = _capture([binary, "-hide_banner", "-version"]) or _capture([binary, "-version"])
+    if not out:
+        return None
+    match = re.search(r"version\s+(\S+)", out.splitlines()[0] if out.splitlines() else "")
+    return match.group(1) if match else None
+
+
+def ffmpeg_encoders(binary: str = "ffmpeg") -> set[str]:
+    """Names of the encoders ``binary`` offers (``libx264``, ``libvpx-vp9`` ...); empty if it cannot run.
+
+    Cached per binary (a fresh set is returned each call, so callers may modify it).
+    """
+    return set(_encoders(binary))
+
+
+@functools.lru_cache(maxsize=8)
+def _encoders(binary: str) -> frozenset[str]:
+    out = _capture([binary, "-hide_banner", "-encoders"])
+    if not out:
+        return frozenset()
+    names: set[str] = set()
+    in_table = False
+    for line in out.splitlines():
+        if line.strip().startswith("------"):
+            in_table = True
+            continue
+        parts = line.split()
+        if in_table and len(parts) >= 2 and len(parts[0]) == 6:
+            names.add(parts[1])
+    return frozenset(names)
