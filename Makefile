@@ -24,9 +24,11 @@ system-packages:
 	echo "installing ffmpeg (Debian)"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
 
-# Extra Debian packages the tests use (real browser, real Redis), only when missing.
+# Extra Debian packages the tests use (a real PostgreSQL server), only when missing.
 test-system-packages:
-	@true
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing postgresql (Debian) for the PostgreSQL tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 venv: $(VENV)/.installed
 

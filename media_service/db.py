@@ -81,8 +81,8 @@ class Database:
         self.engine.dispose()
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` with Alembic."""
+def upgrade(url: str, revision: str = "heads") -> None:
+    """Bring the schema to ``revision`` with Alembic (all heads: features may add independent branches)."""
     from alembic import command
     from alembic.config import Config
 

@@ -86,9 +86,14 @@ def _texts(output: Any) -> Iterator[str]:
         if output.is_file():
             yield output.read_bytes().decode("latin-1")
     elif isinstance(output, BaseException):
-        yield str(output)
-        for name in ("detail", "stderr_tail", "command", "extra"):
-            yield str(getattr(output, name, ""))
+        seen: set[int] = set()
+        error: BaseException | None = output
+        while error is not None and id(error) not in seen:  # the whole chain: causes keep stderr tails
+            seen.add(id(error))
+            yield str(error)
+            for name in ("detail", "stderr_tail", "command", "extra"):
+                yield str(getattr(error, name, ""))
+            error = error.__cause__ or error.__context__
     else:
         yield str(output)
 
@@ -236,9 +241,15 @@ def small_mp4(folder: Path, name: str = "small.mp4", *, seconds: float = 2.0, si
 
 def truncate_copy(source: Path, folder: Path, fraction: float, name: str | None = None) -> Path:
     """A copy of ``source`` cut to ``fraction`` of its bytes."""
-    data = source.read_bytes()
     path = folder / (name or f"cut_{int(fraction * 100)}_{source.name}")
-    path.write_bytes(data[: int(len(data) * fraction)])
+    remaining = int(source.stat().st_size * fraction)
+    with source.open("rb") as reader, path.open("wb") as writer:  # streamed: sources may be 1 GiB
+        while remaining > 0:
+            chunk = reader.read(min(remaining, 1 << 20))
+            if not chunk:
+                break
+            writer.write(chunk)
+            remaining -= len(chunk)
     return path
 
 

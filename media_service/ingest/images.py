@@ -144,6 +144,14 @@ def scan_gif(path: str | os.PathLike[str], max_frames: int) -> GifScan:
     return GifScan(frames, None, max_pixels, True)
 
 
+def _riff_is_short(path: str | os.PathLike[str]) -> bool:
+    """True when a RIFF (WebP) file is shorter than the size its header declares."""
+    with open(path, "rb") as handle:
+        header = handle.read(8)
+        size = os.fstat(handle.fileno()).st_size
+    return len(header) == 8 and size < 8 + struct.unpack("<I", header[4:8])[0]
+
+
 def _expect_image(path: str | os.PathLike[str], sniffed: SniffedType | None) -> SniffedType:
     sniffed = sniffed or sniff_file(path)
     if sniffed.kind != "image" or sniffed.pillow_format is None:
@@ -179,6 +187,8 @@ def _open_checked(path: str | os.PathLike[str], settings: Mapping[str, Any], sni
             raise _too_many_pixels(None, None, cap, pixels=scan.max_frame_pixels)
         if not scan.complete:
             raise _truncated(fmt)
+    if fmt == "webp" and _riff_is_short(path):
+        raise _truncated(fmt)  # libwebp would only say "could not create decoder object"
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         image: Image.Image | None = None

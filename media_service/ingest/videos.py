@@ -37,7 +37,7 @@ def _truncated() -> InvalidMedia:
     return InvalidMedia("the file ends early: it looks truncated; upload it again", reason="truncated")
 
 
-def _from_ffmpeg_error(exc: FFmpegError) -> InvalidMedia:
+def _from_ffmpeg_error(exc: FFmpegError, settings: Mapping[str, Any]) -> InvalidMedia:
     """Turn an ffprobe/ffmpeg failure on an upload into a 422 that says what to do."""
     if isinstance(exc, FFmpegTimeout):
         return InvalidMedia(f"the video took too long to inspect; {EXPORT_HINT} (shorter or smaller)",
@@ -45,6 +45,11 @@ def _from_ffmpeg_error(exc: FFmpegError) -> InvalidMedia:
     tail = exc.stderr_tail.lower()
     if any(marker in tail for marker in TRUNCATION_MARKERS):
         return _truncated()
+    if "exceeds specified max pixel count" in tail:  # the decoder's -max_pixels guard
+        max_pixels = int(setting(settings, "MAX_VIDEO_PIXELS"))
+        return InvalidMedia(
+            f"the video frame is larger than {max_pixels:,} pixels; export it at 4K (3840x2160) or lower",
+            reason="too_many_pixels")
     return InvalidMedia(f"the video cannot be read: it is damaged or not really {ACCEPTED_VIDEOS}; "
                         f"{EXPORT_HINT}", reason="corrupt")
 
@@ -70,7 +75,7 @@ def check_packets(path: str | os.PathLike[str], demuxer: str | None, settings: M
         result = run_ffmpeg(args, timeout=float(setting(settings, "PROBE_TIMEOUT_SECONDS")),
                             binary=str(setting(settings, "FFMPEG_BINARY")))
     except FFmpegError as exc:
-        raise _from_ffmpeg_error(exc) from exc
+        raise _from_ffmpeg_error(exc, settings) from exc
     if any(marker in result.stderr_tail.lower() for marker in TRUNCATION_MARKERS):
         raise _truncated()
     end = result.out_time
@@ -123,7 +128,7 @@ def inspect_video(path: str | os.PathLike[str], sniffed: SniffedType,
     try:
         info = probe_video(path, demuxer=sniffed.demuxer, settings=settings)
     except FFmpegError as exc:
-        raise _from_ffmpeg_error(exc) from exc
+        raise _from_ffmpeg_error(exc, settings) from exc
     main = _validate_limits(info, settings)
     header_duration = info.duration if info.duration and info.duration > 0 else info.media_duration
     if header_duration is not None:

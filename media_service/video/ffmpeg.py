@@ -94,14 +94,18 @@ class FFmpegResult:
         return [line for line in self.stderr_tail.splitlines() if line.strip()]
 
 
-def safe_input_args(path: str | os.PathLike[str], demuxer: str | None) -> list[str]:
+def safe_input_args(path: str | os.PathLike[str], demuxer: str | None, *,
+                    max_pixels: int | None = None) -> list[str]:
     """Options to put in front of an untrusted input, ending with ``-i file:<absolute path>``.
 
     Only the ``file`` protocol and the allow-listed demuxers can be used, the demuxer is forced when the
     caller knows it (from the sniffed magic bytes, never the name), and the ``file:`` prefix stops a name
-    such as ``-x`` or ``http:...`` from being read as an option or a URL.
+    such as ``-x`` or ``http:...`` from being read as an option or a URL. ``max_pixels`` makes the
+    decoders refuse bigger frames before allocating them (ffprobe decodes a frame or two too).
     """
     args = ["-protocol_whitelist", "file", "-format_whitelist", ",".join(ALLOWED_DEMUXERS)]
+    if max_pixels is not None:
+        args += ["-max_pixels", str(int(max_pixels))]
     if demuxer is not None:
         if demuxer not in _KNOWN_DEMUXERS:
             raise ValueError(f"demuxer {demuxer!r} is not allowed for untrusted input; "

@@ -328,7 +328,11 @@ def probe_video(path: str | os.PathLike[str], *, demuxer: str | None, settings: 
     """
     timeout = float(_setting(settings, "PROBE_TIMEOUT_SECONDS"))
     binary = str(_setting(settings, "FFPROBE_BINARY"))
-    data = run_ffprobe(["-show_format", "-show_streams", *safe_input_args(path, demuxer)],
+    # Decoders refuse frames well above the cap before allocating them; the exact limit is applied
+    # by the caller on the reported sizes (the slack covers codecs that align the coded size).
+    max_pixels = int(_setting(settings, "MAX_VIDEO_PIXELS"))
+    data = run_ffprobe(["-show_format", "-show_streams",
+                        *safe_input_args(path, demuxer, max_pixels=max_pixels + max_pixels // 8)],
                        timeout=timeout, binary=binary)
     info = video_info_from_ffprobe(data)
     main = info.video
