@@ -127,6 +127,14 @@ class ChecksumMismatch(MediaServiceError):
     title = "Checksum mismatch"
 
 
+class InsufficientStorage(MediaServiceError):
+    """The disk (or bucket) is full: nothing was published; the caller can retry later."""
+
+    status = 507
+    code = "storage_full"
+    title = "Insufficient storage"
+
+
 class ServiceUnavailable(MediaServiceError):
     status = 503
     code = "service_unavailable"

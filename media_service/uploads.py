@@ -40,6 +40,7 @@ from media_service.errors import (
 )
 from media_service.models import Upload, utcnow
 from media_service.storage import Storage, sha256_file
+from media_service.storage.base import storage_full_as_error
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +263,12 @@ def _write_chunk(settings: Mapping[str, Any], upload: Upload, body: BinaryIO, re
                 if written > remaining:
                     handle.truncate(upload.offset)
                     raise PayloadTooLarge("the body goes past Upload-Length", code="chunk_past_length")
-                handle.write(block)
+                try:
+                    with storage_full_as_error():
+                        handle.write(block)
+                except MediaServiceError:
+                    handle.truncate(upload.offset)
+                    raise
                 if chunk_hash is not None:
                     chunk_hash.update(block)
                 if whole is not None:

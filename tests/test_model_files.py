@@ -35,4 +35,4 @@ def test_manifest_check_reports_intact_files(tmp_path: Path) -> None:
     (tmp_path / "model.pt").write_bytes(b"weights")
     _manifest(tmp_path, hashlib.sha256(b"weights").hexdigest())
     assert [ok for _line, ok in check_manifest(tmp_path)] == [True]
-    assert list(check_manifest(tmp_path / "empty"))[0][1] is True
+    assert next(iter(check_manifest(tmp_path / "empty")))[1] is True

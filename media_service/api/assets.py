@@ -17,6 +17,7 @@ from media_service.auth import current_merchant_id, require
 from media_service.db import get_session
 from media_service.errors import BadRequest, PayloadTooLarge
 from media_service.models import Asset
+from media_service.storage.base import storage_full_as_error
 from media_service.uploads import uploads_dir
 
 bp = Blueprint("assets", __name__, url_prefix="/v1/assets")
@@ -70,7 +71,8 @@ def upload_asset() -> Any:
         raise BadRequest("send the file as multipart/form-data in a field named 'file'", code="multipart_required")
     request.max_content_length = limit
     try:
-        files = request.files.getlist("file")
+        with storage_full_as_error():
+            files = request.files.getlist("file")
     except RequestEntityTooLarge as exc:
         raise PayloadTooLarge(f"the body is over {limit} bytes; use /v1/uploads/ for large files",
                               code="body_too_large") from exc

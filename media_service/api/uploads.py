@@ -104,6 +104,9 @@ def _patch(upload_id: str, offset: int) -> Upload:
         raise UnsupportedMediaType(f"PATCH bodies must be sent as 'Content-Type: {OFFSET_CONTENT_TYPE}'",
                                    code="wrong_content_type")
     checksum = parse_checksum(request.headers.get("Upload-Checksum"))
+    connection = request.environ.get("gunicorn.socket")
+    if connection is not None:  # a stalled body must not hold the upload's lock (and a thread) forever
+        connection.settimeout(current_app.config["UPLOAD_READ_TIMEOUT_SECONDS"])
     return append(get_session(), current_app.extensions["storage"], current_app.config,
                   merchant_id=current_merchant_id(), upload_id=upload_id, offset=offset,
                   body=request.stream, content_length=request.content_length, checksum=checksum)

@@ -32,6 +32,7 @@ from media_service.jobs.base import CANCELLED, FAILED, SUCCEEDED, JobContext, ki
 from media_service.jobs.webhooks import deliver_due
 from media_service.models import WorkerHeartbeat, utcnow
 from media_service.storage import make_storage
+from media_service.storage.base import storage_full_as_error
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,8 @@ def run_one(db: Database, settings: Mapping[str, Any], owner: str) -> str | None
             context = JobContext(job_id=job_id, merchant_id=merchant_id, params=params,
                                  storage=make_storage(settings), settings=settings,
                                  report_progress=running.report)
-            result = job_kind.handler(context)
+            with storage_full_as_error():
+                result = job_kind.handler(context)
             state = SUCCEEDED
     except LeaseLost:
         log.warning("job %s: lease lost, outcome dropped", job_id)

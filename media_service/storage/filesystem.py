@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from media_service.storage.base import Storage, StoredObject, check_key, sha256_file
+from media_service.storage.base import Storage, StoredObject, check_key, sha256_file, storage_full_as_error
 
 
 def _fsync_dir(path: Path) -> None:
@@ -48,7 +48,7 @@ class FileSystemStorage(Storage):
         size = 0
         tmp = self.tmp_root / f"put-{uuid.uuid4().hex}"
         try:
-            with tmp.open("wb") as handle:
+            with storage_full_as_error(), tmp.open("wb") as handle:
                 while block := stream.read(chunk_size):
                     digest.update(block)
                     handle.write(block)
@@ -69,11 +69,13 @@ class FileSystemStorage(Storage):
             if move:
                 try:
                     os.replace(path, tmp)  # same filesystem: no copy
-                except OSError:
-                    shutil.copyfile(path, tmp)
+                except OSError:  # another filesystem: copy, then remove the source
+                    with storage_full_as_error():
+                        shutil.copyfile(path, tmp)
                     path.unlink(missing_ok=True)
             else:
-                shutil.copyfile(path, tmp)
+                with storage_full_as_error():
+                    shutil.copyfile(path, tmp)
             with tmp.open("rb+") as handle:
                 os.fsync(handle.fileno())
             self._publish(tmp, key)

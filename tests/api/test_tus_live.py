@@ -80,3 +80,63 @@ def test_connections_cut_at_random_offsets_resume_to_identical_files(
     assert identical == len(sources)
     print(f"tus resume: {identical}/{len(sources)} files identical by SHA-256 after {proxy.cuts} cuts "
           f"(checksum={checksum})")
+
+
+def test_hundred_parallel_patches_and_a_stalled_body(app, data_dir: Path, merchant: MerchantCredentials) -> None:
+    """100 PATCHes race on one upload; then a client stalls mid-body and is cut after the read timeout."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.conftest import free_port, service_env
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "media_service", "serve", "--port", str(port), "--no-worker",
+                               "--processes", "2", "--threads", "16"],
+                              env=service_env(data_dir, UPLOAD_READ_TIMEOUT_SECONDS=1.0, UPLOAD_CHUNK_BYTES=16384),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                requests.get(base + "/v1/openapi.json", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        data = media("video/flower.mp4").read_bytes()
+        tus = {**merchant.headers, "Tus-Resumable": "1.0.0"}
+        location = requests.post(f"{base}/v1/uploads", headers={**tus, "Upload-Length": str(len(data))},
+                                 timeout=10).headers["Location"]
+
+        def race(_: int) -> int:
+            return requests.patch(location, data=data[:100_000], timeout=60, headers={
+                **tus, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}).status_code
+
+        with ThreadPoolExecutor(max_workers=100) as pool:
+            statuses = list(pool.map(race, range(100)))
+        assert statuses.count(204) == 1 and set(statuses) <= {204, 409, 423}, statuses
+        assert requests.head(location, headers=tus, timeout=10).headers["Upload-Offset"] == "100000"
+
+        # a slow-body PATCH: announce the rest, send 50 kB, then stall
+        path = location.split(str(port), 1)[1]
+        stalled = socket.create_connection(("127.0.0.1", port))
+        head = (f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {merchant.api_key}\r\n"
+                f"Tus-Resumable: 1.0.0\r\nUpload-Offset: 100000\r\nContent-Type: application/offset+octet-stream\r\n"
+                f"Content-Length: {len(data) - 100_000}\r\n\r\n").encode()
+        stalled.sendall(head + data[100_000:150_000])
+        time.sleep(3)  # past the 1 s read timeout: the server gives up on this body and frees the lock
+        offset = int(requests.head(location, headers=tus, timeout=10).headers["Upload-Offset"])
+        # whole 16 KiB blocks that arrived are kept; the torn last block is for the client to resend
+        assert offset == 100_000 + (50_000 // 16384) * 16384
+        stalled.close()
+        finish = requests.patch(location, data=data[offset:], timeout=60, headers={
+            **tus, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"})
+        assert finish.status_code == 204, finish.text
+        asset_id = finish.headers["Media-Service-Asset-Id"]
+        asset = requests.get(f"{base}/v1/assets/{asset_id}", headers=merchant.headers, timeout=10).json()
+        assert asset["sha256"] == hashlib.sha256(data).hexdigest()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
