@@ -21,10 +21,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from media_service.api.assets import MediaRequest, remove_spool_files
     from media_service.config import load_settings
     from media_service.http_errors import register_error_handlers
+    from media_service.ingest.images import configure_image_limits
     from media_service.jobs.base import LocalExecutor
     from media_service.storage import make_storage
 
     settings = load_settings(test_config)
+    configure_image_limits(settings)
     app = Flask(__name__, static_folder=str(PROJECT_ROOT / "static"), static_url_path="/static")
     app.config.update(settings)
     app.request_class = MediaRequest

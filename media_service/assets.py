@@ -74,7 +74,7 @@ def accept_file(session: Session, storage: Storage, settings: Mapping[str, Any],
             return existing, False
         enqueue(session, "assets.thumbnail",
                 {"asset_id": asset.id, "source_key": key, "kind": facts.kind, "format": facts.format,
-                 "duration": facts.duration},
+                 "duration": facts.duration, "stream_index": facts.details.get("main_video_index", 0)},
                 merchant_id=merchant_id,
                 idempotency_key=f"thumbnail:{asset.id}")
         session.commit()

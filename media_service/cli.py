@@ -74,6 +74,7 @@ def serve(ctx: click.Context, host: str, port: int, processes: int, threads: int
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("timeout", 120)
             self.cfg.set("accesslog", "-")
+            self.cfg.set("control_socket_disable", True)  # several instances may run side by side
 
         def load(self) -> Flask:
             return app

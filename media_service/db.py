@@ -83,8 +83,12 @@ class Database:
 
 def upgrade(url: str, revision: str = "heads") -> None:
     """Bring the schema to ``revision`` with Alembic (all heads: features may add independent branches)."""
+    import logging
+
     from alembic import command
     from alembic.config import Config
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

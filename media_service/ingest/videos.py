@@ -18,7 +18,7 @@ from media_service.errors import InvalidMedia
 from media_service.ingest.facts import MediaFacts, setting
 from media_service.ingest.sniff import ACCEPTED_VIDEOS, SniffedType
 from media_service.video.ffmpeg import FFmpegError, FFmpegTimeout, run_ffmpeg, safe_input_args
-from media_service.video.probe import VideoInfo, VideoStream, probe_video
+from media_service.video.probe import MAX_PIXELS_MARKER, VideoInfo, VideoStream, probe_video
 
 #: What ffmpeg 5.1 prints (at -v error) when it reaches the end of a file in the middle of the data.
 #: mov: "stream 1, offset 0x8a1f5: partial file"; matroska: "File ended prematurely";
@@ -45,7 +45,7 @@ def _from_ffmpeg_error(exc: FFmpegError, settings: Mapping[str, Any]) -> Invalid
     tail = exc.stderr_tail.lower()
     if any(marker in tail for marker in TRUNCATION_MARKERS):
         return _truncated()
-    if "exceeds specified max pixel count" in tail:  # the decoder's -max_pixels guard
+    if MAX_PIXELS_MARKER in tail:  # the decoders' -max_pixels guard
         max_pixels = int(setting(settings, "MAX_VIDEO_PIXELS"))
         return InvalidMedia(
             f"the video frame is larger than {max_pixels:,} pixels; export it at 4K (3840x2160) or lower",
@@ -139,6 +139,7 @@ def inspect_video(path: str | os.PathLike[str], sniffed: SniffedType,
     duration = _check_duration(header_duration or packets.end_time, settings)
     details: dict[str, Any] = {
         "container": info.format_name,
+        "demuxer": sniffed.demuxer,
         "codec": main.codec,
         "profile": main.profile,
         "pix_fmt": main.pix_fmt,

@@ -27,6 +27,7 @@ from sqlalchemy import delete, update
 
 from media_service.db import Database
 from media_service.errors import JobCancelled, MediaServiceError
+from media_service.ingest.images import configure_image_limits
 from media_service.jobs import queue
 from media_service.jobs.base import CANCELLED, FAILED, SUCCEEDED, JobContext, kind_for, load_job_modules
 from media_service.jobs.webhooks import deliver_due
@@ -155,6 +156,7 @@ def job_process_main(settings: dict[str, Any], owner: str, parent_pid: int) -> N
     _die_with_parent()
     signal.signal(signal.SIGTERM, _exit_on_signal)
     logging.basicConfig(level=settings["LOG_LEVEL"], format="%(asctime)s %(processName)s %(message)s")
+    configure_image_limits(settings)
     load_job_modules(settings["JOB_MODULES"])
     db = Database(settings["DATABASE_URL"])
     with db.session() as session:

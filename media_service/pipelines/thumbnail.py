@@ -32,12 +32,13 @@ def image_thumbnail(source: Path, target: Path, settings: dict) -> None:
         upright.save(target, "JPEG", quality=85, optimize=True)
 
 
-def video_thumbnail(source: Path, target: Path, *, demuxer: str, duration: float | None, settings: dict) -> None:
-    """One frame a tenth into the video, upright (ffmpeg applies the rotation), metadata stripped."""
+def video_thumbnail(source: Path, target: Path, *, demuxer: str, duration: float | None, stream_index: int,
+                    settings: dict) -> None:
+    """One frame a tenth into the main video stream, upright (ffmpeg applies the rotation), no metadata."""
     from media_service.video.ffmpeg import run_ffmpeg, safe_input_args
 
     at = f"{max(0.0, (duration or 0.0) * 0.1):.3f}"
-    args = ["-ss", at, *safe_input_args(source, demuxer), "-map", "0:v:0", "-frames:v", "1",
+    args = ["-ss", at, *safe_input_args(source, demuxer), "-map", f"0:{stream_index}", "-frames:v", "1",
             "-vf", f"scale='min({THUMBNAIL_WIDTH},iw)':-2", "-map_metadata", "-1", "-q:v", "3",
             "-f", "image2", "-c:v", "mjpeg", "-y", str(target)]
     run_ffmpeg(args, binary=settings["FFMPEG_BINARY"], timeout=min(120.0, settings["FFMPEG_TIMEOUT_SECONDS"]))
@@ -60,7 +61,7 @@ def make_thumbnail(ctx: JobContext) -> dict:
             image_thumbnail(source, target, dict(ctx.settings))
         else:
             video_thumbnail(source, target, demuxer=params.get("format", "mov"), duration=params.get("duration"),
-                            settings=dict(ctx.settings))
+                            stream_index=params.get("stream_index", 0), settings=dict(ctx.settings))
         ctx.progress(0.9)
         ctx.storage.put_file(key, target, move=True)
     return {"thumbnail_key": key}

@@ -29,8 +29,10 @@ from media_service.errors import ProcessingError
 #: ``matroska`` covers Matroska and WebM. Everything else (HLS, DASH, concat, image2, AVI ...) is refused.
 ALLOWED_DEMUXERS: tuple[str, ...] = ("mov", "matroska")
 
-#: Demuxer names accepted by :func:`safe_input_args` (``webm`` is an alias of the matroska demuxer).
-_KNOWN_DEMUXERS = frozenset({"mov", "mp4", "matroska", "webm"})
+#: What :func:`safe_input_args` accepts as ``demuxer``: a demuxer name, or one of our format names
+#: (``MediaFacts.format``), mapped to the demuxer that reads it.
+DEMUXER_FOR_FORMAT: dict[str, str] = {"mov": "mov", "mp4": "mov", "3gp": "mov", "matroska": "matroska",
+                                      "webm": "matroska"}
 
 #: Bytes of stderr kept in memory per run; the error message keeps the last :data:`ERROR_TAIL_BYTES`.
 STDERR_KEEP_BYTES = 16 * 1024
@@ -99,19 +101,21 @@ def safe_input_args(path: str | os.PathLike[str], demuxer: str | None, *,
     """Options to put in front of an untrusted input, ending with ``-i file:<absolute path>``.
 
     Only the ``file`` protocol and the allow-listed demuxers can be used, the demuxer is forced when the
-    caller knows it (from the sniffed magic bytes, never the name), and the ``file:`` prefix stops a name
-    such as ``-x`` or ``http:...`` from being read as an option or a URL. ``max_pixels`` makes the
-    decoders refuse bigger frames before allocating them (ffprobe decodes a frame or two too).
+    caller knows it (from the sniffed magic bytes, never the name; ``MediaFacts.format`` works too), and
+    the ``file:`` prefix stops a name such as ``-x`` or ``http:...`` from being read as an option or a
+    URL. ``max_pixels`` makes the decoders refuse bigger frames before allocating them (ffprobe decodes
+    a frame or two too).
     """
     args = ["-protocol_whitelist", "file", "-format_whitelist", ",".join(ALLOWED_DEMUXERS)]
     if max_pixels is not None:
         args += ["-max_pixels", str(int(max_pixels))]
     if demuxer is not None:
-        if demuxer not in _KNOWN_DEMUXERS:
+        if demuxer not in DEMUXER_FOR_FORMAT:
             raise ValueError(f"demuxer {demuxer!r} is not allowed for untrusted input; "
-                             f"use one of {sorted(_KNOWN_DEMUXERS)}")
+                             f"use one of {sorted(DEMUXER_FOR_FORMAT)}")
+        demuxer = DEMUXER_FOR_FORMAT[demuxer]
         args += ["-f", demuxer]
-        if demuxer in {"mov", "mp4"}:
+        if demuxer == "mov":
             # Never follow QuickTime data references (alias/URL drefs) to other files.
             args += ["-enable_drefs", "0", "-use_absolute_path", "0"]
     args += ["-i", "file:" + os.path.abspath(os.fspath(path))]
@@ -350,14 +354,19 @@ def run_ffmpeg(args: list[str], *, timeout: float, binary: str = "ffmpeg", durat
             "or duration", command=command, returncode=returncode, stderr_tail=run.stderr.text())
     if returncode != 0:
         raise run.failure(returncode)
-    if on_progress is not None:
+    if on_progress is not None and reported < 1.0:
         on_progress(1.0)
     return FFmpegResult(command=command, returncode=returncode, stderr_tail=run.stderr.text(),
                         elapsed=time.monotonic() - run.started, progress=last_block, out_time=out_time)
 
 
-def run_ffprobe(args: list[str], *, timeout: float, binary: str = "ffprobe") -> dict[str, Any]:
-    """Run ffprobe with JSON output and return it parsed; same kill/timeout handling as ffmpeg."""
+def run_ffprobe(args: list[str], *, timeout: float, binary: str = "ffprobe",
+                fail_on: Sequence[str] = ()) -> dict[str, Any]:
+    """Run ffprobe with JSON output and return it parsed; same kill/timeout handling as ffmpeg.
+
+    ``fail_on``: stderr texts that make even a zero exit a failure (ffprobe still prints JSON when a
+    decoder refused a frame, for example, just with zero sizes).
+    """
     command = [binary, "-hide_banner", "-v", "error", "-print_format", "json", *args]
     chunks: list[bytes] = []
     size = 0
@@ -392,6 +401,9 @@ def run_ffprobe(args: list[str], *, timeout: float, binary: str = "ffprobe") -> 
         raise
     returncode = run.finish()
     if returncode != 0:
+        raise run.failure(returncode)
+    tail = run.stderr.text()
+    if any(marker in tail for marker in fail_on):
         raise run.failure(returncode)
     try:
         data = json.loads(b"".join(chunks) or b"{}")

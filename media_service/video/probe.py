@@ -18,6 +18,9 @@ from typing import Any
 from media_service.config import SETTINGS_BY_NAME
 from media_service.video.ffmpeg import run_ffprobe, safe_input_args
 
+#: What a decoder prints when ``-max_pixels`` stops it (ffprobe may still exit 0, with zero sizes).
+MAX_PIXELS_MARKER = "exceeds specified max pixel count"
+
 #: Transfer characteristics that mean HDR video (PQ and HLG).
 HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
 
@@ -329,11 +332,12 @@ def probe_video(path: str | os.PathLike[str], *, demuxer: str | None, settings: 
     timeout = float(_setting(settings, "PROBE_TIMEOUT_SECONDS"))
     binary = str(_setting(settings, "FFPROBE_BINARY"))
     # Decoders refuse frames well above the cap before allocating them; the exact limit is applied
-    # by the caller on the reported sizes (the slack covers codecs that align the coded size).
+    # by the caller on the reported sizes. The slack covers decoders that check an aligned size
+    # (VP9 checks 161x121 as 192x128).
     max_pixels = int(_setting(settings, "MAX_VIDEO_PIXELS"))
-    data = run_ffprobe(["-show_format", "-show_streams",
-                        *safe_input_args(path, demuxer, max_pixels=max_pixels + max_pixels // 8)],
-                       timeout=timeout, binary=binary)
+    guard = max_pixels + max_pixels // 4 + 1_000_000
+    data = run_ffprobe(["-show_format", "-show_streams", *safe_input_args(path, demuxer, max_pixels=guard)],
+                       timeout=timeout, binary=binary, fail_on=(MAX_PIXELS_MARKER,))
     info = video_info_from_ffprobe(data)
     main = info.video
     if main is None:

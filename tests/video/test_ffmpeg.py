@@ -190,6 +190,9 @@ def test_safe_input_args_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert args[args.index("-enable_drefs") + 1] == "0"
     assert "-f" not in safe_input_args("http://127.0.0.1/x.mp4", None)
     assert safe_input_args("http://127.0.0.1/x.mp4", None)[-1] == "file:" + os.path.abspath("http://127.0.0.1/x.mp4")
+    for fmt, demuxer in {"mp4": "mov", "3gp": "mov", "webm": "matroska", "matroska": "matroska"}.items():
+        args = safe_input_args("x", fmt)
+        assert args[args.index("-f") + 1] == demuxer, "MediaFacts.format names map to their demuxer"
     with pytest.raises(ValueError):
         safe_input_args("x.m3u8", "hls")
     with pytest.raises(ValueError):

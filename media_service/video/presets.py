@@ -1,0 +1,167 @@
+"""Video profiles: what each kind of video becomes (rendition ladder, quality, audio, limits).
+
+A profile is data, not code: the ladder builder, the pipeline and the moderation rules read it. Rungs
+are named by the short side of the picture ("720" is 1280x720 landscape or 720x1280 portrait), so a
+portrait buyer video and a landscape promo share one ladder. The ladder never upscales: rungs above the
+source are replaced by one rung at the source's own (even) size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from media_service.errors import BadRequest
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One rendition: its short side in pixels and its rate control."""
+
+    short_side: int
+    crf: int
+    maxrate_kbps: int
+
+    @property
+    def bufsize_kbps(self) -> int:
+        return self.maxrate_kbps * 2
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything a profile decides; see :data:`PROFILES`."""
+
+    name: str
+    description: str
+    rungs: tuple[Rung, ...]
+    x264_preset: str
+    max_fps: int
+    audio: bool  # False: the outputs carry no audio track (home-page loops play muted anyway)
+    audio_bitrate_kbps: int
+    max_output_seconds: float | None  # longer inputs are cut to this (home-page banners stay short)
+    min_seconds: float  # shorter than this is flagged "too_short"
+    needs_approval: bool  # buyer shows are published only after approval (or by the merchant's policy)
+    fallback_short_side: int  # the MP4 fallback is the highest rung at or below this size
+    preview_seconds: float = 3.0
+    loop_friendly: bool = False  # home page: a keyframe every second, so the loop restarts cleanly
+    keyframe_seconds: float = 2.0
+    extra_x264: tuple[str, ...] = field(default_factory=tuple)
+
+
+PROFILES: dict[str, Profile] = {
+    "buyer_show": Profile(
+        name="buyer_show",
+        description="Buyers' phone videos: small and quick to start, moderated before publishing.",
+        rungs=(Rung(1080, 23, 4500), Rung(720, 23, 2500), Rung(480, 24, 1100)),
+        x264_preset="veryfast", max_fps=30, audio=True, audio_bitrate_kbps=128, max_output_seconds=None,
+        min_seconds=2.0, needs_approval=True, fallback_short_side=720),
+    "promo": Profile(
+        name="promo",
+        description="Merchants' promo videos: higher quality and bit rate, published at once.",
+        rungs=(Rung(1080, 20, 7000), Rung(720, 21, 4000), Rung(480, 22, 1800)),
+        x264_preset="faster", max_fps=60, audio=True, audio_bitrate_kbps=160, max_output_seconds=None,
+        min_seconds=1.0, needs_approval=False, fallback_short_side=1080),
+    "homepage": Profile(
+        name="homepage",
+        description="Shop home-page banner: muted, short, loop-friendly.",
+        rungs=(Rung(1080, 23, 4000), Rung(720, 23, 2200), Rung(480, 24, 1000)),
+        x264_preset="veryfast", max_fps=30, audio=False, audio_bitrate_kbps=0, max_output_seconds=30.0,
+        min_seconds=1.0, needs_approval=False, fallback_short_side=720, loop_friendly=True,
+        keyframe_seconds=1.0),
+}
+
+#: Options a caller may set per video, with their defaults.
+DEFAULT_OPTIONS: dict[str, bool] = {"stabilize": False, "blur_faces": False}
+
+#: A lower rung is dropped when it is this close (short-side ratio) to the one above: it would add
+#: bytes to storage without giving a player a useful step down.
+MIN_RUNG_STEP = 0.85
+
+
+def get_profile(name: object) -> Profile:
+    """The profile called ``name``; 400 naming the valid ones otherwise."""
+    if not isinstance(name, str) or name not in PROFILES:
+        raise BadRequest(f"profile must be one of {', '.join(PROFILES)}", code="invalid_profile")
+    return PROFILES[name]
+
+
+def parse_options(options: object) -> dict[str, bool]:
+    """Validate the ``options`` object of a request (unknown keys and non-booleans are a 400)."""
+    if options is None:
+        return dict(DEFAULT_OPTIONS)
+    if not isinstance(options, dict):
+        raise BadRequest("options must be an object such as {\"stabilize\": true}", code="invalid_options")
+    unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
+    if unknown:
+        raise BadRequest(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(DEFAULT_OPTIONS)}",
+                         code="invalid_options")
+    parsed = dict(DEFAULT_OPTIONS)
+    for key, value in options.items():
+        if not isinstance(value, bool):
+            raise BadRequest(f"option {key} must be true or false", code="invalid_options")
+        parsed[key] = value
+    return parsed
+
+
+def even(value: float) -> int:
+    """Nearest even integer, at least 2 (H.264 4:2:0 needs even sizes)."""
+    return max(2, int(round(value / 2.0)) * 2)
+
+
+@dataclass(frozen=True)
+class PlannedRendition:
+    """A rung resolved for one source: exact output size and rate control."""
+
+    name: str  # the short side as text: "1080", "720" ...
+    width: int
+    height: int
+    crf: int
+    maxrate_kbps: int
+    bufsize_kbps: int
+
+
+def plan_ladder(profile: Profile, display_width: int, display_height: int) -> list[PlannedRendition]:
+    """The renditions for a source of this display size, largest first; never upscaled, never empty.
+
+    The short side of each rendition is exact and even, the long side keeps the aspect ratio (rounded
+    to even). A rung larger than the source becomes one rung at the source's size, its bit rate scaled
+    down by pixel count; rungs too close to the one above are dropped.
+    """
+    if display_width <= 0 or display_height <= 0:
+        raise ValueError("the source has no picture size")
+    source_short = min(display_width, display_height)
+    source_long = max(display_width, display_height)
+    portrait = display_height > display_width
+    planned: list[PlannedRendition] = []
+    for rung in profile.rungs:
+        short = rung.short_side if rung.short_side <= source_short else max(2, source_short - source_short % 2)
+        if planned:
+            above = int(planned[-1].name)
+            if short >= above or short > MIN_RUNG_STEP * above:
+                continue
+        long = even(source_long * short / source_short)
+        width, height = (short, long) if portrait else (long, short)
+        template_pixels = rung.short_side * rung.short_side * source_long / source_short
+        maxrate = max(150, int(math.ceil(rung.maxrate_kbps * min(1.0, width * height / template_pixels))))
+        planned.append(PlannedRendition(name=str(short), width=width, height=height, crf=rung.crf,
+                                        maxrate_kbps=maxrate, bufsize_kbps=maxrate * 2))
+    return planned
+
+
+def fallback_rendition(profile: Profile, renditions: list[PlannedRendition]) -> PlannedRendition:
+    """The rung the progressive MP4 fallback is made from: the largest at or below the profile's size."""
+    for rendition in renditions:
+        if int(rendition.name) <= profile.fallback_short_side:
+            return rendition
+    return renditions[-1]
+
+
+def output_fps(profile: Profile, source_fps: float | None) -> int:
+    """The constant frame rate of the outputs: the source's rounded rate, capped by the profile.
+
+    Variable-rate phone video becomes constant-rate here (ffmpeg's ``fps`` filter duplicates or
+    drops frames), which every player and the HLS segmenter handle well.
+    """
+    if not source_fps or not math.isfinite(source_fps) or source_fps <= 0:
+        return min(30, profile.max_fps)
+    return int(max(12, min(profile.max_fps, round(source_fps))))
