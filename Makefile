@@ -24,11 +24,14 @@ system-packages:
 	echo "installing ffmpeg (Debian)"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
 
-# Extra Debian packages the tests use (a real PostgreSQL server), only when missing.
+# Extra Debian packages the tests use (a real PostgreSQL server, a real Chromium), only when missing.
+TEST_DEBIAN_PACKAGES := $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql) \
+                        $(if $(wildcard /usr/bin/chromium),,chromium)
 test-system-packages:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
-	  echo "installing postgresql (Debian) for the PostgreSQL tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+	@if [ -n "$(strip $(TEST_DEBIAN_PACKAGES))" ]; then \
+	  echo "installing Debian packages for the tests: $(strip $(TEST_DEBIAN_PACKAGES))"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_DEBIAN_PACKAGES) >/dev/null; \
+	fi
 
 venv: $(VENV)/.installed
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 
 __version__ = "0.1.0"
 
@@ -39,6 +39,15 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.teardown_request(remove_spool_files)
     register_error_handlers(app)
     register_blueprints(app)
+
+    @app.after_request
+    def static_is_embeddable(response: Any) -> Any:
+        # the widget script is loaded as a module from merchants' pages, which needs CORS
+        if request.path.startswith("/static/"):
+            response.headers["Access-Control-Allow-Origin"] = "*"
+            response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+            response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
     from media_service.cli import register_cli
 

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from media_service.db import end_read
+from media_service.embed import embed_provider
 from media_service.errors import NotFound
 from media_service.ingest import inspect_media
 from media_service.jobs.queue import enqueue
@@ -111,3 +112,17 @@ def asset_to_dict(asset: Asset) -> dict[str, Any]:
         "thumbnail_url": signed_url(asset.thumbnail_key) if asset.thumbnail_key else None,
         "links": {"self": url_for("assets.get_asset", asset_id=asset.id)},
     }
+
+
+@embed_provider("asset")
+def describe_asset_for_embed(session: Session, merchant_id: str, asset_id: str) -> dict[str, Any]:
+    """An image asset shows as a picture; a video asset plays its original file."""
+    from media_service.api.files import signed_url
+
+    asset = get_asset(session, merchant_id, asset_id)
+    if asset.kind == "image":
+        return {"mode": "image", "title": asset.filename,
+                "image": {"src": signed_url(asset.storage_key), "width": asset.width, "height": asset.height}}
+    return {"mode": "video", "title": asset.filename,
+            "video": {"mp4": signed_url(asset.storage_key), "hls": None, "width": asset.width, "height": asset.height,
+                      "poster": signed_url(asset.thumbnail_key) if asset.thumbnail_key else None}}

@@ -173,3 +173,143 @@ class WorkerHeartbeat(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     current_job_id: Mapped[str | None] = mapped_column(String(40), default=None)
+
+
+# Videos ----------------------------------------------------------------------------------------------
+
+
+class Video(Base):
+    """One processing of an asset with a profile: its outputs, flags, loudness and moderation state.
+
+    ``state`` is ``processing`` until the job's success hook sets ``ready``; a failed or cancelled job is
+    read from the job row (the job table stays the one source of truth for work in flight).
+    """
+
+    __tablename__ = "videos"
+    __table_args__ = (UniqueConstraint("merchant_id", "asset_id", "profile", "options_key",
+                                       name="uq_videos_asset_profile_options"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("vid"))
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)
+    profile: Mapped[str] = mapped_column(String(32))
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    options_key: Mapped[str] = mapped_column(String(200), default="")
+    job_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
+    state: Mapped[str] = mapped_column(String(16), default="processing", index=True)
+    output_prefix: Mapped[str | None] = mapped_column(String(300), default=None)
+    outputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    loudness: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    analysis: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    signature: Mapped[list[str]] = mapped_column(JSON, default=list)
+    duration: Mapped[float | None] = mapped_column(Float, default=None)
+    width: Mapped[int | None] = mapped_column(default=None)
+    height: Mapped[int | None] = mapped_column(default=None)
+    moderation_status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    moderation_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    moderated_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    moderated_at: Mapped[datetime | None] = mapped_column(default=None)
+    order_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    sku: Mapped[str | None] = mapped_column(String(200), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    ready_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class VideoPolicy(Base):
+    """A merchant's moderation policy for buyer-show videos: never/always/if_clean auto-approval."""
+
+    __tablename__ = "video_policies"
+
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), primary_key=True)
+    buyer_show_auto_approve: Mapped[str] = mapped_column(String(16), default="never")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UploadToken(Base):
+    """A buyer upload token: minted by a merchant, good for one upload, bound to an order or SKU.
+
+    Stored like API keys: a lookup part and a SHA-256 of the whole token, never the token itself.
+    """
+
+    __tablename__ = "upload_tokens"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("utk"))
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    lookup: Mapped[str] = mapped_column(String(32), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    sku: Mapped[str | None] = mapped_column(String(200), default=None)
+    max_bytes: Mapped[int] = mapped_column(Integer)
+    process_profile: Mapped[str | None] = mapped_column(String(32), default=None)  # start a video when done
+    state: Mapped[str] = mapped_column(String(16), default="unused")  # unused|claimed|uploading|used|revoked
+    upload_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    asset_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
+    expires_at: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Batch(Base):
+    """A batch of videos processed with one profile (from the API or the ``batch videos`` command)."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("bat"))
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    profile: Mapped[str] = mapped_column(String(32))
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    source: Mapped[str] = mapped_column(String(16), default="api")
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    items: Mapped[list[BatchItem]] = relationship(back_populates="batch", cascade="all, delete-orphan",
+                                                  order_by="BatchItem.position")
+
+
+class BatchItem(Base):
+    """One input of a batch: the asset and video it became, or why it was refused."""
+
+    __tablename__ = "batch_items"
+    __table_args__ = (UniqueConstraint("batch_id", "position", name="uq_batch_items_position"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("bti"))
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    input_name: Mapped[str] = mapped_column(String(300), default="")
+    sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    asset_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    video_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
+    skipped: Mapped[bool] = mapped_column(Boolean, default=False)  # already processed before this batch
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+    batch: Mapped[Batch] = relationship(back_populates="items")
+
+
+# --- Embedding (the viewer widget) ----------------------------------------------------------------
+
+
+class EmbedSettings(Base):
+    """Per-merchant embedding policy: the exact origins allowed to show the widget (CSP frame-ancestors)."""
+
+    __tablename__ = "embed_settings"
+
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), primary_key=True)
+    allowed_origins: Mapped[list[str]] = mapped_column(default=list)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EmbedEvent(Base):
+    """One interaction reported by the widget (view, spin, tap, add to cart...), for the merchant's stats."""
+
+    __tablename__ = "embed_events"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("evt"))
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    target_kind: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[str] = mapped_column(String(40), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    session_id: Mapped[str] = mapped_column(String(64), default="")
+    origin: Mapped[str] = mapped_column(String(300), default="")
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

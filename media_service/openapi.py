@@ -48,6 +48,13 @@ def openapi_document() -> dict[str, Any]:
     """The whole document, built fresh (cheap) so it always reflects this code."""
     asset_id, job_id, upload_id, webhook_id = (_path_param(n) for n in
                                                ("asset_id", "job_id", "upload_id", "webhook_id"))
+    video_id, batch_id, token_id = (_path_param(n) for n in ("video_id", "batch_id", "token_id"))
+    profile_enum = {"enum": ["buyer_show", "promo", "homepage"]}
+    video_options = {"type": "object", "properties": {"stabilize": {"type": "boolean"},
+                                                      "blur_faces": {"type": "boolean"}},
+                     "additionalProperties": False}
+    reason_body = {"required": False, "content": {"application/json": {"schema": {
+        "type": "object", "properties": {"reason": {"type": "string", "maxLength": 1000}}}}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "media-service", "version": __version__,
@@ -100,6 +107,60 @@ def openapi_document() -> dict[str, Any]:
                                                      errors=("401", "404", "409"), schema="Job")},
             "/v1/jobs/{job_id}/retry": {"post": _op("Retry a failed or cancelled job", tag="jobs", ok="202",
                                                     params=[job_id], errors=("401", "404", "409"), schema="Job")},
+            "/v1/videos": {
+                "post": _op("Process a video asset with a profile (202 new, 200 already processed the same way)",
+                            tag="videos", ok="202", schema="Video", errors=("400", "401", "403", "404", "422"),
+                            params=[_header("Idempotency-Key", False)],
+                            body=_json_body({"type": "object", "required": ["asset_id", "profile"], "properties": {
+                                "asset_id": {"type": "string"}, "profile": profile_enum,
+                                "options": video_options}})),
+                "get": _op("List videos, newest first", tag="videos", params=[
+                    *PAGING, {"name": "state", "in": "query", "schema": {"enum": [
+                        "queued", "processing", "ready", "failed", "cancelled"]}},
+                    {"name": "moderation", "in": "query", "schema": {"enum": ["pending", "approved", "rejected"]}},
+                    {"name": "profile", "in": "query", "schema": profile_enum},
+                    {"name": "asset_id", "in": "query", "schema": {"type": "string"}}]),
+            },
+            "/v1/videos/{video_id}": {"get": _op(
+                "One video: state, renditions, poster, previews, flags, loudness, moderation, URLs", tag="videos",
+                params=[video_id], schema="Video")},
+            "/v1/videos/{video_id}/approve": {"post": _op(
+                "Approve (publish) a processed video", tag="videos", params=[video_id], body=reason_body,
+                errors=("400", "401", "404", "409"), schema="Video")},
+            "/v1/videos/{video_id}/reject": {"post": _op(
+                "Reject a processed video (its public URLs stop working)", tag="videos", params=[video_id],
+                body=reason_body, errors=("400", "401", "404", "409"), schema="Video")},
+            "/v1/video-policy": {
+                "get": _op("The merchant's buyer-show moderation policy", tag="videos", errors=("401",)),
+                "put": _op("Set the buyer-show policy: never, always or if_clean (no flags) auto-approval",
+                           tag="videos", body=_json_body({"type": "object", "required": ["buyer_show_auto_approve"],
+                                                          "properties": {"buyer_show_auto_approve": {
+                                                              "enum": ["never", "always", "if_clean"]}}})),
+            },
+            "/v1/batches": {
+                "post": _op("Process many assets with one profile", tag="batches", ok="202",
+                            body=_json_body({"type": "object", "required": ["asset_ids", "profile"], "properties": {
+                                "asset_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                                              "maxItems": 1000},
+                                "profile": profile_enum, "options": video_options}})),
+                "get": _op("List batches, newest first", tag="batches", params=PAGING),
+            },
+            "/v1/batches/{batch_id}": {"get": _op("A batch: counts, progress and every item", tag="batches",
+                                                  params=[batch_id])},
+            "/v1/batches/{batch_id}/retry": {"post": _op("Queue the failed items of a batch again", tag="batches",
+                                                         ok="202", params=[batch_id])},
+            "/v1/upload-tokens": {"post": _op(
+                "Mint a buyer upload token (shown once): one upload, bound to an order or SKU, short-lived",
+                tag="upload-tokens", ok="201", errors=("400", "401", "403"),
+                body=_json_body({"type": "object", "properties": {
+                    "order_id": {"type": "string", "maxLength": 200}, "sku": {"type": "string", "maxLength": 200},
+                    "expires_in": {"type": "integer", "minimum": 1}, "max_bytes": {"type": "integer", "minimum": 1},
+                    "process_profile": {"enum": ["buyer_show", "promo", "homepage", None]}}}))},
+            "/v1/upload-tokens/{token_id}": {
+                "get": _op("An upload token's state, upload, asset and video", tag="upload-tokens",
+                           params=[token_id]),
+                "delete": _op("Revoke an upload token", tag="upload-tokens", ok="204", params=[token_id]),
+            },
             "/v1/webhooks": {
                 "post": _op("Subscribe a URL to job events (the secret is shown once)", tag="webhooks",
                             ok="201", body=_json_body({"type": "object", "required": ["url"], "properties": {
@@ -112,6 +173,34 @@ def openapi_document() -> dict[str, Any]:
                 "get": _op("One webhook with its recent deliveries", tag="webhooks", params=[webhook_id]),
                 "delete": _op("Remove a webhook", tag="webhooks", ok="204", params=[webhook_id]),
             },
+            "/v1/embed-settings": {
+                "get": _op("Origins allowed to embed this merchant's media", tag="embed"),
+                "put": _op("Set the allowed origins (exact https://host[:port])", tag="embed",
+                           body=_json_body({"type": "object", "required": ["allowed_origins"], "properties": {
+                               "allowed_origins": {"type": "array", "items": {"type": "string"}}}})),
+            },
+            "/v1/embed-tokens": {"post": _op(
+                "Mint a short-lived embed token for one item and its allowed origins", tag="embed", ok="201",
+                body=_json_body({"type": "object", "required": ["target_id", "origins"], "properties": {
+                    "target_id": {"type": "string"}, "origins": {"type": "array", "items": {"type": "string"}},
+                    "ttl_seconds": {"type": "integer", "minimum": 60}}}))},
+            "/v1/embed/{token}": {
+                "get": _op("The widget's manifest (CORS for the token's origins only)", tag="embed",
+                           params=[_path_param("token")], secured=False, errors=("401", "403", "404")),
+                "options": _op("CORS preflight", tag="embed", ok="204", params=[_path_param("token")],
+                               secured=False, errors=("401", "403")),
+            },
+            "/v1/embed/{token}/events": {
+                "post": _op("A batch of widget interaction events", tag="embed", ok="202",
+                            params=[_path_param("token")], secured=False, errors=("400", "401", "403"),
+                            body=_json_body({"type": "object", "required": ["events"], "properties": {
+                                "session": {"type": "string"},
+                                "events": {"type": "array", "items": {"type": "object", "required": ["type"]}}}})),
+                "options": _op("CORS preflight", tag="embed", ok="204", params=[_path_param("token")],
+                               secured=False, errors=("401", "403")),
+            },
+            "/v1/embed-stats/{target_id}": {"get": _op("Interaction counts of an embedded item", tag="embed",
+                                                       params=[_path_param("target_id")])},
         },
         "components": {
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
@@ -129,6 +218,14 @@ def openapi_document() -> dict[str, Any]:
                     "filename": {"type": "string"}, "width": {"type": ["integer", "null"]},
                     "height": {"type": ["integer", "null"]}, "duration": {"type": ["number", "null"]},
                     "url": {"type": "string"}, "thumbnail_url": {"type": ["string", "null"]}}},
+                "Video": {"type": "object", "required": ["id", "asset_id", "profile", "state"], "properties": {
+                    "id": {"type": "string"}, "asset_id": {"type": "string"}, "profile": {"type": "string"},
+                    "state": {"enum": ["queued", "processing", "ready", "failed", "cancelled"]},
+                    "progress": {"type": "number"}, "published": {"type": "boolean"},
+                    "moderation": {"type": "object"}, "flags": {"type": "array", "items": {"type": "object"}},
+                    "renditions": {"type": "array", "items": {"type": "object"}},
+                    "urls": {"type": ["object", "null"]}, "review_urls": {"type": ["object", "null"]},
+                    "job": {"type": ["object", "null"]}}},
                 "Job": {"type": "object", "required": ["id", "kind", "state", "progress"], "properties": {
                     "id": {"type": "string"}, "kind": {"type": "string"},
                     "state": {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]},

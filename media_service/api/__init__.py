@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask
 
-from media_service.api import assets, files, jobs, system, uploads, webhooks
+from media_service.api import assets, batches, embed, files, jobs, system, upload_tokens, uploads, videos, webhooks
 
 
 def register_blueprints(app: Flask) -> None:
-    for module in (system, files, assets, uploads, jobs, webhooks):
+    for module in (system, files, assets, uploads, jobs, webhooks, embed, videos, batches, upload_tokens):
         app.register_blueprint(module.bp)

@@ -55,6 +55,9 @@ def serve(key: str) -> Any:
                                    conditional=True,
                                    max_age=max(0, expires - int(time.time())))
     response.headers["X-Content-Type-Options"] = "nosniff"
+    # the URL itself is the credential, so any page holding it may read it (WebGL textures need CORS)
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response.headers["Content-Disposition"] = "inline"
     return response

@@ -1,0 +1,152 @@
+"""Embedding media on merchants' pages: short-lived embed tokens, origin checks and embed manifests.
+
+An embed token binds one merchant, one target (an image asset, a panorama, a spin or a video) and the
+exact origins allowed to show it, until it expires. Its format is ours, not JWT, so there is no
+algorithm to negotiate (``alg: none`` cannot exist): ``met1.<base64url payload>.<base64url HMAC-SHA256>``,
+keyed by a key derived from the instance secret.
+
+Features register an *embed provider* per target kind; it turns a target id into the mode-specific part
+of the manifest the widget renders.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+
+from media_service.errors import BadRequest, Forbidden, NotFound, Unauthorized
+
+TOKEN_PREFIX = "met1"
+MAX_TTL_SECONDS = 7 * 24 * 3600
+MAX_ORIGINS = 20
+
+EmbedProvider = Callable[[Session, str, str], dict[str, Any]]
+_PROVIDERS: dict[str, EmbedProvider] = {}
+
+
+def embed_provider(kind: str) -> Callable[[EmbedProvider], EmbedProvider]:
+    """Register the function that describes targets of ``kind`` for the widget."""
+
+    def decorator(provider: EmbedProvider) -> EmbedProvider:
+        _PROVIDERS[kind] = provider
+        return provider
+
+    return decorator
+
+
+def embeddable_kinds() -> list[str]:
+    return sorted(_PROVIDERS)
+
+
+def describe_target(session: Session, kind: str, merchant_id: str, target_id: str) -> dict[str, Any]:
+    provider = _PROVIDERS.get(kind)
+    if provider is None:
+        raise BadRequest(f"targets of kind {kind!r} cannot be embedded; use one of {', '.join(embeddable_kinds())}",
+                         code="not_embeddable")
+    return provider(session, merchant_id, target_id)
+
+
+def kind_of(target_id: str) -> str:
+    """The target kind from an id's prefix (``ast_``, ``pan_``, ``spn_``, ``vid_``)."""
+    prefix = target_id.split("_", 1)[0]
+    kinds = {"ast": "asset", "pan": "panorama", "spn": "spin", "vid": "video"}
+    if prefix not in kinds:
+        raise BadRequest(f"cannot embed {target_id!r}: give the id of an image asset, a panorama, a spin or a video",
+                         code="not_embeddable")
+    return kinds[prefix]
+
+
+def normalise_origin(origin: str) -> str:
+    """``https://shop.example`` exactly: scheme and host (and port), no path, no wildcard."""
+    parts = urlsplit(origin.strip())
+    local = parts.hostname in {"localhost", "127.0.0.1", "[::1]", "::1"}
+    if parts.scheme not in {"https", "http"} or (parts.scheme == "http" and not local) or not parts.hostname:
+        raise BadRequest(f"origin {origin[:100]!r} must be https://host[:port] (http only for localhost)",
+                         code="invalid_origin")
+    if parts.path not in {"", "/"} or parts.query or parts.fragment or parts.username or "*" in origin:
+        raise BadRequest(f"origin {origin[:100]!r} must be exactly scheme://host[:port], without path or wildcard",
+                         code="invalid_origin")
+    default_port = {"https": 443, "http": 80}[parts.scheme]
+    port = f":{parts.port}" if parts.port and parts.port != default_port else ""
+    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
+
+
+@dataclass(frozen=True)
+class EmbedGrant:
+    merchant_id: str
+    kind: str
+    target_id: str
+    origins: tuple[str, ...]
+    expires_at: int
+
+
+def _key(secret: str) -> bytes:
+    return hmac.new(secret.encode(), b"media-service embed token v1", hashlib.sha256).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def mint_token(secret: str, *, merchant_id: str, kind: str, target_id: str, origins: list[str],
+               ttl_seconds: int) -> tuple[str, EmbedGrant]:
+    if not 60 <= ttl_seconds <= MAX_TTL_SECONDS:
+        raise BadRequest(f"ttl_seconds must be between 60 and {MAX_TTL_SECONDS}", code="invalid_ttl")
+    if not origins or len(origins) > MAX_ORIGINS:
+        raise BadRequest(f"give 1-{MAX_ORIGINS} origins allowed to show the embed", code="invalid_origin")
+    grant = EmbedGrant(merchant_id, kind, target_id, tuple(sorted({normalise_origin(o) for o in origins})),
+                       int(time.time()) + ttl_seconds)
+    payload = json.dumps({"m": grant.merchant_id, "k": grant.kind, "t": grant.target_id, "o": grant.origins,
+                          "e": grant.expires_at, "n": secrets.token_hex(6)}, separators=(",", ":")).encode()
+    body = f"{TOKEN_PREFIX}.{_b64(payload)}"
+    signature = hmac.new(_key(secret), body.encode(), hashlib.sha256).digest()
+    return f"{body}.{_b64(signature)}", grant
+
+
+def read_token(secret: str, token: str) -> EmbedGrant:
+    """The grant of a valid, unexpired token; 401 for anything else (tampered, foreign, expired, malformed)."""
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX or len(token) > 4096:
+        raise Unauthorized("this embed token is not valid; ask the merchant's backend for a new one",
+                           code="invalid_embed_token")
+    expected = hmac.new(_key(secret), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+    try:
+        signature = _unb64(parts[2])
+        payload = json.loads(_unb64(parts[1]))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise Unauthorized("this embed token is not valid", code="invalid_embed_token") from None
+    if not hmac.compare_digest(expected, signature) or not isinstance(payload, dict):
+        raise Unauthorized("this embed token is not valid", code="invalid_embed_token")
+    if payload.get("e", 0) < time.time():
+        raise Unauthorized("this embed token expired; the page must fetch a fresh one", code="embed_token_expired")
+    return EmbedGrant(payload["m"], payload["k"], payload["t"], tuple(payload["o"]), payload["e"])
+
+
+def check_origin(grant: EmbedGrant, origin: str | None, own_origin: str) -> str | None:
+    """The origin to echo in CORS headers; 403 when a browser calls from an origin the token does not name."""
+    if origin is None or origin == own_origin:
+        return None
+    if origin not in grant.origins:
+        raise Forbidden("this embed is not allowed on this site; the merchant must mint a token for this origin",
+                        code="origin_not_allowed")
+    return origin
+
+
+def require_target(grant: EmbedGrant, target_id: str) -> None:
+    if grant.target_id != target_id:
+        raise NotFound("this embed token is for another item", code="embed_target_mismatch")

@@ -1,0 +1,633 @@
+// <media-viewer src="https://HOST/v1/embed/<token>"> — panoramas, product spins, videos and images.
+// One custom element, shadow DOM, no framework and nothing loaded from third parties at run time.
+// The manifest at `src` says which mode to render; every mode reports interaction events in batches.
+
+const STYLE = `
+:host { display: block; position: relative; width: 100%; aspect-ratio: 16 / 10; background: #111;
+  color: #fff; font: 14px/1.4 system-ui, sans-serif; overflow: hidden; contain: content; user-select: none;
+  -webkit-user-select: none; touch-action: none; border-radius: inherit; }
+:host([hidden]) { display: none; }
+.stage { position: absolute; inset: 0; }
+canvas.gl, img.frame, video { position: absolute; inset: 0; width: 100%; height: 100%; display: block; }
+img.frame, video { object-fit: contain; }
+.bar { position: absolute; left: 8px; right: 8px; bottom: 8px; display: flex; gap: 6px; justify-content: flex-end;
+  pointer-events: none; }
+button { pointer-events: auto; font: inherit; color: #fff; background: rgba(0,0,0,.55); border: 1px solid
+  rgba(255,255,255,.35); border-radius: 16px; padding: 5px 11px; cursor: pointer; }
+button:focus-visible, .stage:focus-visible { outline: 2px solid #4da3ff; outline-offset: 2px; }
+.hint { position: absolute; top: 8px; left: 8px; background: rgba(0,0,0,.5); padding: 3px 9px; border-radius: 12px;
+  font-size: 12px; pointer-events: none; transition: opacity .4s; }
+.spot { position: absolute; width: 22px; height: 22px; margin: -11px 0 0 -11px; border-radius: 50%;
+  background: rgba(255,255,255,.85); border: 2px solid #1d6fe0; }
+.card { position: absolute; right: 10px; top: 10px; width: min(46%, 240px); background: #fff; color: #1d232b;
+  border-radius: 10px; padding: 10px; box-shadow: 0 6px 24px rgba(0,0,0,.4); }
+.card img { width: 100%; max-height: 140px; object-fit: contain; background:
+  repeating-conic-gradient(#eee 0 25%, #fff 0 50%) 0 0 / 16px 16px; border-radius: 6px; }
+.card h3 { margin: 6px 0 2px; font-size: 15px; } .card p { margin: 0 0 8px; color: #555; }
+.card button { background: #1d6fe0; border: 0; width: 100%; } .card .close { background: #888; margin-top: 4px; }
+.scrub { position: absolute; left: 8px; right: 8px; bottom: 44px; height: 6px; background: rgba(255,255,255,.3);
+  border-radius: 3px; cursor: pointer; pointer-events: auto; }
+.scrub i { position: absolute; left: 0; top: 0; bottom: 0; background: #4da3ff; border-radius: 3px; }
+.thumb { position: absolute; bottom: 56px; width: 160px; height: 90px; background-repeat: no-repeat;
+  border: 2px solid #fff; border-radius: 4px; display: none; }
+svg.lasso { position: absolute; inset: 0; width: 100%; height: 100%; pointer-events: none; }
+.msg { position: absolute; inset: 0; display: grid; place-items: center; padding: 16px; text-align: center; }
+`;
+
+const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
+const el = (tag, attrs = {}, text = "") => {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text) node.textContent = text;
+  return node;
+};
+
+class EventReporter {
+  // Batches interaction events and sends them every few seconds (and when the page is hidden).
+  constructor(url) {
+    this.url = url;
+    this.queue = [];
+    this.session = Math.random().toString(36).slice(2, 14);
+    this.timer = setInterval(() => this.flush(), 5000);
+    this.onHide = () => document.visibilityState === "hidden" && this.flush();
+    document.addEventListener("visibilitychange", this.onHide);
+  }
+  add(type, data = {}) {
+    if (this.queue.length < 200) this.queue.push({ type, data });
+    if (this.queue.length >= 50) this.flush();
+  }
+  flush() {
+    if (!this.url || !this.queue.length) return;
+    const events = this.queue.splice(0, 50);
+    fetch(this.url, { method: "POST", keepalive: true, credentials: "omit", mode: "cors",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify({ session: this.session, events }) })
+      .catch(() => {});
+  }
+  stop() {
+    this.flush();
+    clearInterval(this.timer);
+    document.removeEventListener("visibilitychange", this.onHide);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ panorama
+
+const VERTEX = "attribute vec2 p; varying vec2 v; void main() { v = p; gl_Position = vec4(p, 0.0, 1.0); }";
+const FRAGMENT = `precision highp float;
+varying vec2 v; uniform sampler2D tex; uniform float yaw, pitch, fov, aspect, hfov, vfov;
+const float PI = 3.14159265;
+void main() {
+  float f = tan(fov * 0.5);
+  vec3 d = normalize(vec3(v.x * f * aspect, v.y * f, -1.0));
+  float cp = cos(pitch), sp = sin(pitch);
+  d = vec3(d.x, d.y * cp - d.z * sp, d.y * sp + d.z * cp);
+  float cy = cos(yaw), sy = sin(yaw);
+  d = vec3(d.x * cy - d.z * sy, d.y, d.x * sy + d.z * cy);
+  float lon = atan(d.x, -d.z);
+  float lat = asin(clamp(d.y, -1.0, 1.0));
+  vec2 uv = vec2(lon / hfov + 0.5, 0.5 - lat / vfov);
+  if (uv.x < 0.0 || uv.x > 1.0 || uv.y < 0.0 || uv.y > 1.0) { gl_FragColor = vec4(0.07, 0.07, 0.07, 1.0); }
+  else { gl_FragColor = texture2D(tex, uv); }
+}`;
+
+class PanoramaMode {
+  // Equirectangular image on a WebGL quad; partial coverage (hfov/vfov < 360/180) is shown as it is.
+  constructor(viewer, spec) {
+    this.v = viewer;
+    this.spec = spec;
+    this.hfov = (spec.hfov || 360) * Math.PI / 180;
+    this.vfov = (spec.vfov || 180) * Math.PI / 180;
+    this.yaw = (spec.initial_yaw || 0) * Math.PI / 180;
+    this.pitch = 0;
+    this.fov = clamp((spec.initial_fov || 75) * Math.PI / 180, 0.35, 1.75);
+    this.velocity = 0;
+    this.autorotate = !matchMedia("(prefers-reduced-motion: reduce)").matches && (spec.autorotate ?? true);
+  }
+  mount(stage) {
+    this.canvas = el("canvas", { class: "gl", role: "img", "aria-label": this.v.label("360° panorama") });
+    stage.append(this.canvas);
+    const gl = this.gl = this.canvas.getContext("webgl", { preserveDrawingBuffer: true, antialias: true });
+    if (!gl) return this.v.fail("This browser cannot show 360° panoramas (WebGL is off).");
+    const program = gl.createProgram();
+    for (const [type, source] of [[gl.VERTEX_SHADER, VERTEX], [gl.FRAGMENT_SHADER, FRAGMENT]]) {
+      const shader = gl.createShader(type);
+      gl.shaderSource(shader, source);
+      gl.compileShader(shader);
+      gl.attachShader(program, shader);
+    }
+    gl.linkProgram(program);
+    gl.useProgram(program);
+    gl.bindBuffer(gl.ARRAY_BUFFER, gl.createBuffer());
+    gl.bufferData(gl.ARRAY_BUFFER, new Float32Array([-1, -1, 1, -1, -1, 1, 1, 1]), gl.STATIC_DRAW);
+    const loc = gl.getAttribLocation(program, "p");
+    gl.enableVertexAttribArray(loc);
+    gl.vertexAttribPointer(loc, 2, gl.FLOAT, false, 0, 0);
+    this.u = Object.fromEntries(["yaw", "pitch", "fov", "aspect", "hfov", "vfov"].map(
+      (n) => [n, gl.getUniformLocation(program, n)]));
+    this.loadTexture(this.spec.preview || this.spec.src).then(() => {
+      if (this.spec.preview && this.spec.src !== this.spec.preview) this.loadTexture(this.spec.src);
+    });
+    this.v.addDrag(this.canvas, (dx, dy) => this.look(dx, dy), (vx) => { this.velocity = vx; });
+    this.v.addZoom(this.canvas, (factor) => this.zoom(factor));
+    this.spots = (this.spec.hotspots || []).map((h) => {
+      const spot = el("button", { class: "spot", "aria-label": h.label || "hotspot", title: h.label || "" });
+      spot.addEventListener("click", () => this.v.emit("hotspot", h));
+      stage.append(spot);
+      return { h, spot };
+    });
+    this.v.addButton("Motion", "Look around by turning your phone", () => this.v.enableMotion((o) => this.orient(o)));
+    this.v.addButton("⤢", "Fullscreen", () => this.v.fullscreen());
+    this.v.keys = (key) => ({ ArrowLeft: () => this.look(-40, 0), ArrowRight: () => this.look(40, 0),
+      ArrowUp: () => this.look(0, -40), ArrowDown: () => this.look(0, 40), "+": () => this.zoom(0.9),
+      "-": () => this.zoom(1.1) })[key];
+    this.loop = () => {
+      if (!this.v.isConnected) return;
+      if (Math.abs(this.velocity) > 0.01) { this.look(this.velocity * 16, 0, true); this.velocity *= 0.94; }
+      else if (this.autorotate) this.yaw += 0.0015;
+      this.draw();
+      this.frame = requestAnimationFrame(this.loop);
+    };
+    this.frame = requestAnimationFrame(this.loop);
+  }
+  loadTexture(url) {
+    return this.v.loadImage(url).then((image) => {
+      const gl = this.gl;
+      const texture = gl.createTexture();
+      gl.bindTexture(gl.TEXTURE_2D, texture);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.LINEAR);
+      gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGB, gl.RGB, gl.UNSIGNED_BYTE, this.v.fitTexture(image, gl));
+      this.ready = true;
+      this.v.rendered();
+    }, () => this.v.fail("The panorama could not be loaded."));
+  }
+  look(dx, dy, inertial = false) {
+    if (!inertial) { this.autorotate = false; this.v.interacted("drag"); }
+    const perPixel = this.fov / Math.max(1, this.canvas.clientHeight);
+    this.yaw += dx * perPixel;
+    const half = Math.max(0, (this.vfov - this.fov) / 2);
+    this.pitch = clamp(this.pitch - dy * perPixel, -half, half);
+    if (this.hfov < 2 * Math.PI - 0.01) {
+      const room = Math.max(0, (this.hfov - this.fov * this.aspect()) / 2);
+      this.yaw = clamp(this.yaw, -room, room);
+    }
+  }
+  zoom(factor) {
+    this.autorotate = false;
+    this.fov = clamp(this.fov * factor, 0.35, Math.min(1.75, this.vfov));
+    this.v.interacted("zoom");
+  }
+  orient({ alpha, beta }) {
+    this.autorotate = false;
+    this.yaw = -alpha * Math.PI / 180;
+    this.pitch = clamp((beta - 90) * Math.PI / 180, -this.vfov / 2, this.vfov / 2);
+  }
+  aspect() { return this.canvas.clientWidth / Math.max(1, this.canvas.clientHeight); }
+  draw() {
+    const gl = this.gl;
+    if (!gl || !this.ready) return;
+    const ratio = Math.min(2, devicePixelRatio || 1);
+    const w = Math.round(this.canvas.clientWidth * ratio), h = Math.round(this.canvas.clientHeight * ratio);
+    if (this.canvas.width !== w || this.canvas.height !== h) { this.canvas.width = w; this.canvas.height = h; }
+    gl.viewport(0, 0, w, h);
+    const u = this.u;
+    gl.uniform1f(u.yaw, this.yaw); gl.uniform1f(u.pitch, this.pitch); gl.uniform1f(u.fov, this.fov);
+    gl.uniform1f(u.aspect, w / Math.max(1, h)); gl.uniform1f(u.hfov, this.hfov); gl.uniform1f(u.vfov, this.vfov);
+    gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
+    for (const { h, spot } of this.spots) this.place(spot, h);
+  }
+  place(spot, h) {
+    // project the hotspot's direction into the view (inverse of the shader's rotation)
+    const lon = h.yaw * Math.PI / 180 - this.yaw, lat = h.pitch * Math.PI / 180;
+    let x = Math.cos(lat) * Math.sin(lon), y = Math.sin(lat), z = -Math.cos(lat) * Math.cos(lon);
+    const cp = Math.cos(-this.pitch), sp = Math.sin(-this.pitch);
+    [y, z] = [y * cp - z * sp, y * sp + z * cp];
+    const f = Math.tan(this.fov / 2);
+    const visible = z < 0;
+    spot.style.display = visible ? "" : "none";
+    if (visible) {
+      spot.style.left = `${(0.5 + x / (-z * f * this.aspect()) / 2) * 100}%`;
+      spot.style.top = `${(0.5 - y / (-z * f) / 2) * 100}%`;
+    }
+  }
+  stop() { cancelAnimationFrame(this.frame); }
+}
+
+// ---------------------------------------------------------------------------------------------------- spin
+
+class SpinMode {
+  // Turntable frames: a coarse set loads first so the product turns at once, the rest fills in.
+  constructor(viewer, spec) {
+    this.v = viewer;
+    this.frames = spec.frames || [];
+    this.images = new Array(this.frames.length);
+    this.index = 0;
+    this.scale = 1;
+    this.pixelsPerFrame = spec.pixels_per_frame || 8;
+  }
+  mount(stage) {
+    this.img = el("img", { class: "frame", alt: this.v.label("Product, turn to see every side"), draggable: "false" });
+    stage.append(this.img);
+    const n = this.frames.length;
+    if (!n) return this.v.fail("This spin has no frames.");
+    const step = Math.max(1, Math.round(n / 12));
+    const coarse = [...Array(n).keys()].filter((i) => i % step === 0);
+    const rest = [...Array(n).keys()].filter((i) => i % step !== 0);
+    this.load(coarse).then(() => { this.show(0); this.v.rendered(); return this.load(rest); });
+    let carry = 0;
+    this.v.addDrag(this.img, (dx) => {
+      carry += dx;
+      const steps = Math.trunc(carry / this.pixelsPerFrame);
+      if (steps) { carry -= steps * this.pixelsPerFrame; this.turn(-steps); this.v.interacted("spin"); }
+    });
+    this.v.addZoom(this.img, (factor) => this.zoom(1 / factor));
+    this.v.addButton("Tilt", "Spin by tilting your phone", () => this.v.enableMotion(({ gamma }) => {
+      this.show(Math.round(((gamma + 90) / 180) * (n - 1)));
+    }));
+    this.v.keys = (key) => ({ ArrowLeft: () => this.turn(1), ArrowRight: () => this.turn(-1),
+      "+": () => this.zoom(1.2), "-": () => this.zoom(1 / 1.2) })[key];
+  }
+  load(indices) {
+    return Promise.all(indices.map((i) => this.v.loadImage(this.frames[i]).then((image) => {
+      this.images[i] = image;
+    }, () => {})));
+  }
+  turn(steps) { this.show(this.index + steps); }
+  show(index) {
+    const n = this.frames.length;
+    let i = ((index % n) + n) % n;
+    for (let k = 0; k < n && !this.images[i]; k++) i = (i + 1) % n;  // nearest loaded frame
+    this.index = i;
+    if (this.images[i]) this.img.src = this.images[i].src;
+    this.img.dataset.frame = String(i);
+  }
+  zoom(factor) {
+    this.scale = clamp(this.scale * factor, 1, 4);
+    this.img.style.transform = `scale(${this.scale})`;
+    this.v.interacted("zoom");
+  }
+  stop() {}
+}
+
+// --------------------------------------------------------------------------------------------------- video
+
+class VideoMode {
+  // HLS where the browser plays it, MP4 otherwise; tap or circle a product to see it and add it to the cart.
+  constructor(viewer, spec, manifest) {
+    this.v = viewer;
+    this.spec = spec;
+    this.tapsUrl = manifest.taps_url || null;
+    this.cartUrl = manifest.cart_url || null;
+  }
+  mount(stage) {
+    const video = this.video = el("video", { playsinline: "", preload: "metadata", "aria-label": this.v.label("Video") });
+    video.muted = !!this.spec.muted;
+    if (this.spec.poster) video.poster = this.spec.poster;
+    const hls = this.spec.hls && video.canPlayType("application/vnd.apple.mpegurl");
+    video.src = hls ? this.spec.hls : this.spec.mp4;
+    video.crossOrigin = "anonymous";
+    stage.append(video);
+    video.addEventListener("loadeddata", () => this.v.rendered(), { once: true });
+    video.addEventListener("error", () => this.v.fail("The video could not be played."));
+    video.addEventListener("play", () => this.v.interacted("play"));
+    this.lasso = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    this.lasso.setAttribute("class", "lasso");
+    this.lasso.setAttribute("viewBox", "0 0 1 1");
+    this.lasso.setAttribute("preserveAspectRatio", "none");
+    stage.append(this.lasso);
+    this.addScrubber(stage);
+    this.v.addButton("▶︎/❚❚", "Play or pause", () => (video.paused ? video.play() : video.pause()));
+    this.v.addButton("⤢", "Fullscreen", () => this.v.fullscreen());
+    if (this.tapsUrl) this.addTapping(video);
+    this.v.keys = (key) => ({ " ": () => (video.paused ? video.play() : video.pause()),
+      ArrowLeft: () => { video.currentTime -= 5; }, ArrowRight: () => { video.currentTime += 5; } })[key];
+  }
+  addScrubber(stage) {
+    const bar = el("div", { class: "scrub", role: "slider", "aria-label": "Seek", tabindex: "0" });
+    const fill = el("i");
+    const thumb = el("div", { class: "thumb" });
+    bar.append(fill);
+    stage.append(bar, thumb);
+    const video = this.video;
+    video.addEventListener("timeupdate", () => {
+      fill.style.width = `${(video.currentTime / (video.duration || 1)) * 100}%`;
+    });
+    const cues = this.spec.storyboard ? this.loadStoryboard(this.spec.storyboard) : Promise.resolve([]);
+    const at = (event) => clamp((event.clientX - bar.getBoundingClientRect().left) / bar.clientWidth, 0, 1);
+    bar.addEventListener("pointermove", (event) => cues.then((list) => {
+      const t = at(event) * (video.duration || 0);
+      const cue = list.find((c) => t >= c.start && t < c.end);
+      thumb.style.display = cue ? "block" : "none";
+      if (cue) {
+        thumb.style.backgroundImage = `url("${cue.url}")`;
+        thumb.style.backgroundPosition = `-${cue.x}px -${cue.y}px`;
+        thumb.style.width = `${cue.w}px`; thumb.style.height = `${cue.h}px`;
+        thumb.style.left = `${clamp(event.clientX - stage.getBoundingClientRect().left - cue.w / 2, 0,
+          stage.clientWidth - cue.w)}px`;
+      }
+    }));
+    bar.addEventListener("pointerleave", () => { thumb.style.display = "none"; });
+    bar.addEventListener("pointerdown", (event) => {
+      event.stopPropagation();
+      video.currentTime = at(event) * (video.duration || 0);
+    });
+  }
+  loadStoryboard(url) {
+    // WebVTT cues whose text is "sprite.jpg#xywh=x,y,w,h"
+    const seconds = (s) => s.split(":").reduce((acc, part) => acc * 60 + parseFloat(part), 0);
+    return fetch(url, { credentials: "omit" }).then((r) => r.text()).then((text) => text.split(/\n\n+/).map((block) => {
+      const lines = block.trim().split("\n");
+      const timing = lines.find((l) => l.includes("-->"));
+      const target = lines[lines.length - 1];
+      if (!timing || !target.includes("#xywh=")) return null;
+      const [start, end] = timing.split("-->").map((s) => seconds(s.trim().split(" ")[0]));
+      const [file, frag] = target.split("#xywh=");
+      const [x, y, w, h] = frag.split(",").map(Number);
+      return { start, end, x, y, w, h, url: new URL(file, url).href };
+    }).filter(Boolean)).catch(() => []);
+  }
+  addTapping(video) {
+    // a tap is a point; a drag draws a lasso; both are sent in normalised video coordinates
+    let points = null;
+    const toVideo = (event) => {
+      const box = video.getBoundingClientRect();
+      const vw = video.videoWidth || box.width, vh = video.videoHeight || box.height;
+      const scale = Math.min(box.width / vw, box.height / vh);
+      const ox = (box.width - vw * scale) / 2, oy = (box.height - vh * scale) / 2;
+      return [clamp((event.clientX - box.left - ox) / (vw * scale), 0, 1),
+        clamp((event.clientY - box.top - oy) / (vh * scale), 0, 1)];
+    };
+    video.addEventListener("pointerdown", (event) => { points = [toVideo(event)]; });
+    video.addEventListener("pointermove", (event) => {
+      if (!points) return;
+      points.push(toVideo(event));
+      const path = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+      path.setAttribute("points", points.map((p) => p.join(",")).join(" "));
+      path.setAttribute("fill", "rgba(77,163,255,.15)");
+      path.setAttribute("stroke", "#4da3ff");
+      path.setAttribute("stroke-width", "0.006");
+      this.lasso.replaceChildren(path);
+    });
+    video.addEventListener("pointerup", () => {
+      if (!points) return;
+      const spread = Math.max(...points.map((p) => Math.hypot(p[0] - points[0][0], p[1] - points[0][1])));
+      const body = spread > 0.03 && points.length > 3
+        ? { t: video.currentTime, polygon: points } : { t: video.currentTime, x: points[0][0], y: points[0][1] };
+      points = null;
+      this.tap(body);
+    });
+  }
+  tap(body) {
+    this.v.interacted("tap");
+    return fetch(this.tapsUrl, { method: "POST", credentials: "omit", mode: "cors",
+      headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
+      .then((r) => r.json()).then((answer) => this.showProduct(answer))
+      .catch(() => this.lasso.replaceChildren());
+  }
+  showProduct(answer) {
+    this.lasso.replaceChildren();
+    this.card?.remove();
+    const product = answer && answer.product;
+    if (!product) return;
+    this.video.pause();
+    const card = this.card = el("div", { class: "card", role: "dialog", "aria-label": product.title || product.sku });
+    if (answer.cutout_url) card.append(el("img", { src: answer.cutout_url, alt: product.title || "" }));
+    card.append(el("h3", {}, product.title || product.sku));
+    if (product.price != null) card.append(el("p", {}, String(product.price)));
+    const add = el("button", { class: "add" }, "Add to cart");
+    add.addEventListener("click", () => {
+      const detail = { sku: product.sku, title: product.title, price: product.price, url: product.url,
+        tap_id: answer.tap_id || null };
+      this.v.emit("add-to-cart", detail);
+      this.v.interacted("add_to_cart", { sku: product.sku });
+      if (this.cartUrl && answer.tap_id) {
+        fetch(this.cartUrl, { method: "POST", credentials: "omit", mode: "cors",
+          headers: { "Content-Type": "application/json" }, body: JSON.stringify({ tap_id: answer.tap_id }) })
+          .catch(() => {});
+      }
+      card.remove();
+    });
+    const close = el("button", { class: "close" }, "Close");
+    close.addEventListener("click", () => card.remove());
+    card.append(add, close);
+    this.v.stage.append(card);
+  }
+  stop() { this.video?.pause(); }
+}
+
+class ImageMode {
+  constructor(viewer, spec) { this.v = viewer; this.spec = spec; }
+  mount(stage) {
+    const img = el("img", { class: "frame", alt: this.v.label("Product image"), src: this.spec.src });
+    img.addEventListener("load", () => this.v.rendered(), { once: true });
+    img.addEventListener("error", () => this.v.fail("The image could not be loaded."));
+    stage.append(img);
+  }
+  stop() {}
+}
+
+const MODES = { panorama: PanoramaMode, spin: SpinMode, video: VideoMode, image: ImageMode };
+
+// -------------------------------------------------------------------------------------------------- element
+
+class MediaViewer extends HTMLElement {
+  static get observedAttributes() { return ["src"]; }
+
+  constructor() {
+    super();
+    this.root = this.attachShadow({ mode: "open" });
+    this.onMessage = (event) => this.receive(event);
+  }
+
+  connectedCallback() {
+    window.addEventListener("message", this.onMessage);
+    if (!this.mode) this.load();
+  }
+
+  disconnectedCallback() {
+    window.removeEventListener("message", this.onMessage);
+    this.mode?.stop();
+    this.reporter?.stop();
+  }
+
+  attributeChangedCallback(name, before, after) {
+    if (name === "src" && before !== null && before !== after && this.isConnected) this.load();
+  }
+
+  get parentOrigins() {
+    return (this.dataset.parentOrigins || "").split(/\s+/).filter(Boolean);
+  }
+
+  load() {
+    this.mode?.stop();
+    this.reporter?.stop();
+    this.root.replaceChildren();
+    const style = el("style");
+    style.textContent = STYLE;
+    this.stage = el("div", { class: "stage", tabindex: "0" });
+    this.bar = el("div", { class: "bar" });
+    this.root.append(style, this.stage);
+    const src = this.getAttribute("src");
+    if (!src) return this.fail("No media to show.");
+    fetch(src, { credentials: "omit", mode: "cors" })
+      .then((r) => r.json().then((body) => (r.ok ? body : Promise.reject(body))))
+      .then((manifest) => this.start(manifest))
+      .catch((problem) => this.fail((problem && problem.detail) || "This media could not be loaded."));
+  }
+
+  start(manifest) {
+    this.manifest = manifest;
+    const Mode = MODES[manifest.mode];
+    if (!Mode) return this.fail("This kind of media cannot be shown here.");
+    this.setAttribute("data-mode", manifest.mode);
+    this.reporter = new EventReporter(manifest.events_url);
+    this.reporter.add("view", { mode: manifest.mode });
+    this.mode = new Mode(this, manifest[manifest.mode], manifest);
+    this.mode.mount(this.stage);
+    const hint = { panorama: "Drag or turn your phone to look around", spin: "Drag to turn the product",
+      video: manifest.taps_url ? "Tap a product to shop it" : "" }[manifest.mode];
+    if (hint) {
+      const note = el("div", { class: "hint" }, hint);
+      this.stage.append(note);
+      setTimeout(() => { note.style.opacity = "0"; }, 4000);
+    }
+    this.stage.append(this.bar);
+    this.stage.addEventListener("keydown", (event) => {
+      const action = this.keys && this.keys(event.key);
+      if (action) { event.preventDefault(); action(); this.interacted("interact", { key: event.key }); }
+    });
+  }
+
+  label(text) { return this.manifest?.title ? `${text}: ${this.manifest.title}` : text; }
+
+  rendered() {
+    if (this.hasAttribute("data-rendered")) return;
+    this.setAttribute("data-rendered", "");
+    this.emit("rendered", { mode: this.manifest.mode });
+  }
+
+  fail(message) {
+    this.setAttribute("data-error", message);
+    this.root.append(el("div", { class: "msg", role: "alert" }, message));
+  }
+
+  emit(name, detail) {
+    // a DOM event on the element for the host page, and a message to the parent when in the iframe
+    this.dispatchEvent(new CustomEvent(`media-viewer:${name}`, { detail, bubbles: true, composed: true }));
+    if (window.parent !== window) {
+      for (const origin of this.parentOrigins) {
+        const ancestors = location.ancestorOrigins ? [...location.ancestorOrigins] : [document.referrer && new URL(document.referrer).origin];
+        if (ancestors.includes(origin)) window.parent.postMessage({ type: `media-viewer:${name}`, detail }, origin);
+      }
+    }
+  }
+
+  receive(event) {
+    // commands from the host page: only from the parent window, only from an allowed origin
+    if (event.source !== window.parent || !this.parentOrigins.includes(event.origin)) return;
+    const data = event.data || {};
+    if (data.type === "media-viewer:command" && this.keys) {
+      const action = this.keys({ left: "ArrowLeft", right: "ArrowRight", zoomIn: "+", zoomOut: "-" }[data.action]);
+      if (action) action();
+    }
+  }
+
+  interacted(type, data = {}) {
+    this.reporter?.add(type, data);
+  }
+
+  addButton(text, label, onClick) {
+    const button = el("button", { type: "button", "aria-label": label, title: label }, text);
+    button.addEventListener("click", (event) => { event.stopPropagation(); onClick(); });
+    this.bar.append(button);
+    return button;
+  }
+
+  addDrag(target, onMove, onRelease = () => {}) {
+    // pointer drag with a velocity estimate for inertia; pinch is handled by addZoom
+    let last = null, vx = 0;
+    const pointers = new Map();
+    target.addEventListener("pointerdown", (event) => {
+      pointers.set(event.pointerId, event);
+      if (pointers.size === 1) { last = event; vx = 0; target.setPointerCapture?.(event.pointerId); }
+    });
+    target.addEventListener("pointermove", (event) => {
+      if (!pointers.has(event.pointerId)) return;
+      pointers.set(event.pointerId, event);
+      if (pointers.size !== 1 || !last) return;
+      const dx = event.clientX - last.clientX, dy = event.clientY - last.clientY;
+      const dt = Math.max(1, event.timeStamp - last.timeStamp);
+      vx = 0.8 * vx + 0.2 * (dx / dt);
+      last = event;
+      onMove(dx, dy);
+    });
+    const end = (event) => {
+      pointers.delete(event.pointerId);
+      if (!pointers.size && last) { onRelease(vx); last = null; }
+    };
+    target.addEventListener("pointerup", end);
+    target.addEventListener("pointercancel", end);
+    this.pointers = pointers;
+  }
+
+  addZoom(target, onZoom) {
+    target.addEventListener("wheel", (event) => {
+      event.preventDefault();
+      onZoom(event.deltaY > 0 ? 1.08 : 1 / 1.08);
+    }, { passive: false });
+    let spread = null;
+    target.addEventListener("pointermove", () => {
+      const pts = [...(this.pointers?.values() || [])];
+      if (pts.length !== 2) { spread = null; return; }
+      const d = Math.hypot(pts[0].clientX - pts[1].clientX, pts[0].clientY - pts[1].clientY);
+      if (spread) onZoom(spread / d);
+      spread = d;
+    });
+  }
+
+  enableMotion(onOrientation) {
+    // iOS asks for permission, and only from a tap; elsewhere the events simply arrive
+    const listen = () => {
+      window.addEventListener("deviceorientation", (event) => {
+        if (event.alpha == null && event.beta == null && event.gamma == null) return;
+        onOrientation({ alpha: event.alpha || 0, beta: event.beta || 0, gamma: event.gamma || 0 });
+      });
+      this.interacted("gyro");
+    };
+    const ask = window.DeviceOrientationEvent && DeviceOrientationEvent.requestPermission;
+    if (typeof ask === "function") ask.call(DeviceOrientationEvent).then((state) => state === "granted" && listen());
+    else listen();
+  }
+
+  fullscreen() {
+    this.interacted("fullscreen");
+    if (document.fullscreenElement) document.exitFullscreen();
+    else this.requestFullscreen?.().catch(() => {});
+  }
+
+  loadImage(url) {
+    return new Promise((resolve, reject) => {
+      const image = new Image();
+      image.crossOrigin = "anonymous";
+      image.onload = () => resolve(image);
+      image.onerror = reject;
+      image.src = url;
+    });
+  }
+
+  fitTexture(image, gl) {
+    // textures larger than the GPU allows are scaled down on a canvas first
+    const max = gl.getParameter(gl.MAX_TEXTURE_SIZE);
+    if (image.naturalWidth <= max && image.naturalHeight <= max) return image;
+    const scale = max / Math.max(image.naturalWidth, image.naturalHeight);
+    const canvas = el("canvas");
+    canvas.width = Math.floor(image.naturalWidth * scale);
+    canvas.height = Math.floor(image.naturalHeight * scale);
+    canvas.getContext("2d").drawImage(image, 0, 0, canvas.width, canvas.height);
+    return canvas;
+  }
+}
+
+if (!customElements.get("media-viewer")) customElements.define("media-viewer", MediaViewer);
+export { MediaViewer };
