@@ -33,11 +33,27 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the merchant and what the credential may do."""
+    """Who is calling: the merchant and what the credential may do.
+
+    ``restriction`` is set for limited credentials (buyer upload tokens): ``require`` calls it on every
+    request, and it raises when this request is not one the credential may make.
+    """
 
     merchant_id: str
     scopes: frozenset[str]
     key_id: str
+    restriction: Callable[[], None] | None = None
+
+
+#: Verifiers of credentials other than API keys, by token prefix (``mut`` = buyer upload tokens). Each
+#: returns the principal (merchant always from the stored credential) or raises Unauthorized.
+TokenVerifier = Callable[[Session, str], Principal]
+TOKEN_VERIFIERS: dict[str, TokenVerifier] = {}
+
+
+def register_token_verifier(prefix: str, verifier: TokenVerifier) -> None:
+    """Let ``Authorization: Bearer <prefix>_...`` credentials be checked by ``verifier``."""
+    TOKEN_VERIFIERS[prefix] = verifier
 
 
 def _hash(key: str) -> str:
@@ -97,7 +113,9 @@ def authenticate() -> Principal:
         raise Unauthorized("send your API key as 'Authorization: Bearer msk_...'; "
                            "create one with 'media-service merchants create NAME'")
     session = get_session()
-    principal = verify_api_key(session, token.strip())
+    token = token.strip()
+    verifier = TOKEN_VERIFIERS.get(token.split("_", 1)[0])
+    principal = verifier(session, token) if verifier is not None else verify_api_key(session, token)
     if principal is None:
         raise Unauthorized("the API key is not valid or was revoked", code="invalid_api_key")
     end_read(session)
@@ -112,6 +130,8 @@ def require(scope: str) -> Callable[[F], F]:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             principal = authenticate()
+            if principal.restriction is not None:
+                principal.restriction()
             if scope not in principal.scopes:
                 raise Forbidden(f"this API key lacks the '{scope}' scope", code="missing_scope")
             return view(*args, **kwargs)

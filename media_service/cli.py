@@ -337,3 +337,259 @@ def doctor(ctx: click.Context) -> None:
 
 def run() -> Any:
     return main(prog_name="media-service")
+
+
+# ------------------------------------------------------------------------------------------------ videos
+
+
+def _batch_merchant(app: Flask, merchant_id: str | None) -> str:
+    """The merchant a batch runs for: the given one, the only one, or a new "Batch operator" merchant."""
+    from media_service.auth import create_merchant
+    from media_service.models import Merchant
+
+    with _db(app).session() as session:
+        if merchant_id:
+            if session.get(Merchant, merchant_id) is None:
+                raise click.ClickException(f"no merchant {merchant_id}; see 'media-service merchants list'")
+            return merchant_id
+        ids = list(session.scalars(select(Merchant.id).limit(2)))
+        if len(ids) == 1:
+            return ids[0]
+        if len(ids) > 1:
+            raise click.ClickException("several merchants exist: pass --merchant mer_...")
+        merchant, _key = create_merchant(session, "Batch operator")
+        return merchant.id
+
+
+def _batch_inputs(source: Path) -> list[Path]:
+    """Files of a folder (recursively, sorted), or the paths listed in a text file (one per line, # comments)."""
+    if source.is_dir():
+        return sorted(p for p in source.rglob("*") if p.is_file() and not p.name.startswith("."))
+    head = source.read_bytes()[:4096]
+    if b"\x00" not in head and source.suffix.lower() in {".txt", ".list", ".lst", ""}:
+        paths = []
+        for line in source.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                path = Path(line) if Path(line).is_absolute() else source.parent / line
+                paths.append(path)
+        return paths
+    return [source]
+
+
+def _alive_workers(app: Flask) -> int:
+    from datetime import timedelta
+
+    from sqlalchemy import func
+
+    from media_service.models import WorkerHeartbeat, utcnow
+
+    with _db(app).session() as session:
+        since = utcnow() - timedelta(seconds=max(10.0, 4 * app.config["JOB_POLL_SECONDS"]))
+        return session.scalar(select(func.count()).select_from(WorkerHeartbeat)
+                              .where(WorkerHeartbeat.seen_at >= since)) or 0
+
+
+@main.group()
+def batch() -> None:
+    """Batch processing of whole folders through the job system."""
+
+
+@batch.command("videos")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--profile", type=click.Choice(["buyer_show", "promo", "homepage"]), default="buyer_show",
+              show_default=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for report.csv, report.html and the posters.")
+@click.option("--merchant", "merchant_id", default=None, help="Merchant id (default: the only merchant).")
+@click.option("--workers", type=int, default=None,
+              help="Start a local pool of N job processes for the batch (default: only if no worker is running; "
+                   "0: never start one).")
+@click.option("--retries", type=int, default=1, show_default=True, help="Retries of each failed video.")
+@click.option("--stabilize", is_flag=True, help="Stabilise shaky video.")
+@click.option("--blur-faces", is_flag=True, help="Blur faces.")
+@click.option("--timeout", type=float, default=24 * 3600.0, show_default=True, help="Give up after this many s.")
+@click.pass_context
+def batch_videos(ctx: click.Context, source: Path, profile: str, out_dir: Path, merchant_id: str | None,
+                 workers: int | None, retries: int, stabilize: bool, blur_faces: bool, timeout: float) -> None:
+    """Process every video in SOURCE (a folder, or a text file listing paths) and write a report to --out.
+
+    Content already processed the same way is skipped (by SHA-256), failures are retried, and the run
+    ends with report.csv and report.html (posters, flags). Exit status 1 when any input failed.
+    """
+    import tempfile
+
+    from media_service.assets import accept_file
+    from media_service.batch import add_asset, add_refused, item_statuses, new_batch, summarize, write_report
+    from media_service.errors import MediaServiceError
+    from media_service.jobs import queue
+    from media_service.models import Asset, Batch
+    from media_service.storage import sha256_file
+
+    app = _app(ctx.find_root())
+    upgrade(app.config["DATABASE_URL"])
+    merchant_id = _batch_merchant(app, merchant_id)
+    paths = _batch_inputs(source)
+    if not paths:
+        raise click.ClickException(f"no input files in {source}")
+    options = {"stabilize": stabilize, "blur_faces": blur_faces}
+    pool = None
+    if workers is None and _alive_workers(app) == 0:
+        workers = app.config["WORKER_CONCURRENCY"]
+    if workers:
+        pool = subprocess.Popen([sys.executable, "-m", "media_service", "worker", "--concurrency", str(workers)],
+                                start_new_session=True)
+        click.echo(f"started a local worker pool of {workers} job processes (pid {pool.pid})")
+    elif _alive_workers(app) == 0:
+        click.echo("warning: no worker is running; start 'media-service worker' or pass --workers N", err=True)
+    storage = app.extensions["storage"]
+    try:
+        with _db(app).session() as session:
+            batch_row = new_batch(session, merchant_id=merchant_id, profile=profile, options=options, source="cli")
+            batch_id = batch_row.id
+        with click.progressbar(paths, label="queueing", item_show_func=lambda p: p.name if p else "") as bar:
+            for path in bar:
+                name = str(path)
+                with _db(app).session() as session:
+                    batch_row = session.get(Batch, batch_id)
+                    try:
+                        if not path.is_file():
+                            raise click.FileError(name, "not a file")
+                        sha256 = sha256_file(path)
+                        asset = session.scalar(select(Asset).where(Asset.merchant_id == merchant_id,
+                                                                   Asset.sha256 == sha256))
+                        if asset is None:
+                            with tempfile.TemporaryDirectory(dir=Path(app.config["DATA_DIR"])) as tmp:
+                                copy = Path(tmp) / "import"
+                                shutil.copyfile(path, copy)
+                                asset, _created = accept_file(session, storage, app.config, merchant_id=merchant_id,
+                                                              path=copy, sha256=sha256, filename=path.name,
+                                                              source="batch")
+                        add_asset(session, app.config, batch_row, asset, input_name=name)
+                    except MediaServiceError as exc:
+                        session.rollback()
+                        add_refused(session, session.get(Batch, batch_id), input_name=name, error=exc)
+                    except (OSError, click.FileError) as exc:
+                        session.rollback()
+                        from media_service.errors import BadRequest
+
+                        add_refused(session, session.get(Batch, batch_id), input_name=name,
+                                    error=BadRequest(f"cannot read the file: {exc}", code="unreadable_input"))
+        retried: dict[str, int] = {}
+        deadline = time.monotonic() + timeout
+        with click.progressbar(length=len(paths) * 100, label=f"processing ({profile})") as bar:
+            while True:
+                with _db(app).session() as session:
+                    statuses = item_statuses(session, session.get(Batch, batch_id))
+                    for status in statuses:
+                        if status.state == "failed" and status.job is not None \
+                                and retried.get(status.job.id, 0) < retries:
+                            retried[status.job.id] = retried.get(status.job.id, 0) + 1
+                            queue.retry(session, status.job.id, merchant_id)
+                    summary = summarize(statuses)
+                bar.update(int(summary["progress"] * len(paths)) - bar.pos)
+                if (summary["state"] == "done" and not any(
+                        s.state == "failed" and s.job is not None and retried.get(s.job.id, 0) < retries
+                        for s in statuses)) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+        with _db(app).session() as session:
+            statuses = item_statuses(session, session.get(Batch, batch_id))
+            csv_path, html_path = write_report(statuses, storage, out_dir, profile=profile,
+                                               title=f"Batch {batch_id}: {profile} videos from {source}")
+            summary = summarize(statuses)
+    finally:
+        if pool is not None:
+            pool.send_signal(signal.SIGTERM)
+            try:
+                pool.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pool.kill()
+    counts = ", ".join(f"{n} {state}" for state, n in summary["counts"].items() if n)
+    click.echo(f"batch {batch_id}: {counts}; {summary['skipped']} skipped (already done)")
+    click.echo(f"report: {csv_path}\n        {html_path}")
+    if summary["counts"]["failed"] or summary["counts"]["refused"] or summary["counts"]["cancelled"] \
+            or summary["state"] != "done":
+        ctx.exit(1)
+
+
+@main.group()
+def videos() -> None:
+    """Processed videos: list, show, approve, reject, moderation policy."""
+
+
+@videos.command("list")
+@click.option("--merchant", "merchant_id", default=None)
+@click.option("--moderation", type=click.Choice(["pending", "approved", "rejected"]), default=None)
+@click.option("--limit", default=50, show_default=True)
+@click.pass_context
+def videos_list(ctx: click.Context, merchant_id: str | None, moderation: str | None, limit: int) -> None:
+    from media_service.models import Job, Video
+    from media_service.pipelines.video_records import video_state
+
+    app = _app(ctx.find_root())
+    with _db(app).session() as session:
+        query = select(Video).order_by(Video.created_at.desc()).limit(limit)
+        if merchant_id:
+            query = query.where(Video.merchant_id == merchant_id)
+        if moderation:
+            query = query.where(Video.moderation_status == moderation)
+        for video in session.scalars(query):
+            job = session.get(Job, video.job_id) if video.job_id else None
+            flags = ",".join(f["code"] for f in video.flags or []) or "-"
+            click.echo(f"{video.id}\t{video.profile}\t{video_state(video, job)}\t{video.moderation_status}\t"
+                       f"{flags}\t{video.asset_id}")
+
+
+@videos.command("show")
+@click.argument("video_id")
+@click.pass_context
+def videos_show(ctx: click.Context, video_id: str) -> None:
+    """The video as the API shows it (URLs signed with PUBLIC_URL, or http://localhost:8000)."""
+    from media_service.models import Job, Video
+    from media_service.pipelines.video_records import video_to_dict
+
+    app = _app(ctx.find_root())
+    with _db(app).session() as session:
+        video = session.get(Video, video_id)
+        if video is None:
+            raise click.ClickException(f"no video {video_id}")
+        job = session.get(Job, video.job_id) if video.job_id else None
+        config = app.config
+        body = video_to_dict(video, job, secret=config["SECRET_KEY"],
+                             base_url=config["PUBLIC_URL"] or "http://localhost:8000",
+                             public_seconds=config["SIGNED_URL_SECONDS"],
+                             review_seconds=config["VIDEO_REVIEW_URL_SECONDS"])
+    click.echo(json.dumps(body, indent=2))
+
+
+def _moderate_cli(ctx: click.Context, video_id: str, decision: str, reason: str | None) -> None:
+    from media_service.errors import MediaServiceError
+    from media_service.models import Video
+    from media_service.pipelines.video_records import moderate
+
+    app = _app(ctx.find_root())
+    with _db(app).session() as session:
+        video = session.get(Video, video_id)
+        if video is None:
+            raise click.ClickException(f"no video {video_id}")
+        try:
+            moderate(session, video, decision, reason, by="cli")
+        except MediaServiceError as exc:
+            raise click.ClickException(exc.detail) from exc
+        click.echo(f"{video_id}: {video.moderation_status}")
+
+
+@videos.command("approve")
+@click.argument("video_id")
+@click.pass_context
+def videos_approve(ctx: click.Context, video_id: str) -> None:
+    _moderate_cli(ctx, video_id, "approve", None)
+
+
+@videos.command("reject")
+@click.argument("video_id")
+@click.option("--reason", default=None)
+@click.pass_context
+def videos_reject(ctx: click.Context, video_id: str, reason: str | None) -> None:
+    _moderate_cli(ctx, video_id, "reject", reason)

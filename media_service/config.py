@@ -105,6 +105,29 @@ SETTINGS: tuple[Setting, ...] = (
     # API
     Setting("PAGE_SIZE_MAX", 100, int, "Largest page of a list endpoint."),
     Setting("SIGNED_URL_SECONDS", 3600, int, "Lifetime of signed download URLs."),
+    # Videos
+    Setting("VIDEO_LOUDNESS_TARGET_LUFS", -16.0, float,
+            "Integrated loudness videos are normalised to (EBU R128 method; -23 is broadcast, -16 suits phones)."),
+    Setting("VIDEO_LOUDNESS_TRUE_PEAK_DB", -1.5, float, "Highest true peak after loudness normalisation, dBTP."),
+    Setting("VIDEO_LOUDNESS_RANGE_LU", 11.0, float, "Target loudness range of the normalisation, LU."),
+    Setting("VIDEO_TONEMAP", "auto", str,
+            "HDR to SDR: 'zscale' (zimg tone mapping), 'colorspace' (matrix only) or 'auto' (zscale if built in)."),
+    Setting("VIDEO_STABILIZER", "auto", str,
+            "Stabilisation engine: 'vidstab' (ffmpeg's libvidstab), 'opencv' or 'auto' (vidstab if built in)."),
+    Setting("VIDEO_ENCODER_THREADS", 0, int, "Threads per x264 encoder in the ladder (0: ffmpeg decides)."),
+    Setting("VIDEO_MAX_OUTPUT_BYTES", 8 * GiB, int, "Largest total size of one video's outputs; bigger fails the job."),
+    Setting("VIDEO_DUPLICATE_MAX_DISTANCE", 10, int,
+            "Hamming distance (of 64 bits) under which two sampled frames' perceptual hashes match."),
+    Setting("VIDEO_DUPLICATE_MIN_MATCH", 0.75, float,
+            "Share of sampled frames that must match for a 'near_duplicate' flag."),
+    Setting("VIDEO_DUPLICATE_LOOKBACK", 5000, int, "Most recent videos of a merchant compared for near-duplicates."),
+    Setting("VIDEO_REVIEW_URL_SECONDS", 900, int,
+            "Lifetime of the review links a merchant gets for videos that are not published yet."),
+    Setting("VIDEO_FACE_CASCADE", "", str,
+            "Haar cascade XML for face blurring; empty: OpenCV's cv2.data or Debian's opencv-data copy."),
+    Setting("UPLOAD_TOKEN_SECONDS", 3600, int, "Default lifetime of a buyer upload token."),
+    Setting("UPLOAD_TOKEN_MAX_SECONDS", 7 * 24 * 3600, int, "Longest lifetime a merchant may give an upload token."),
+    Setting("UPLOAD_TOKEN_MAX_BYTES", 1 * GiB, int, "Default and largest file size a buyer upload token allows."),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

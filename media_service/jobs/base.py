@@ -29,7 +29,7 @@ CANCELLED = "cancelled"
 STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 FINISHED_STATES = (SUCCEEDED, FAILED, CANCELLED)
 
-BUILTIN_JOB_MODULES = ("media_service.pipelines.thumbnail",)
+BUILTIN_JOB_MODULES = ("media_service.pipelines.thumbnail", "media_service.pipelines.videos")
 
 
 @dataclass

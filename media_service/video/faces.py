@@ -177,7 +177,7 @@ def group_rectangles(rects: list[tuple[int, int, int, int]], min_neighbors: int,
     clusters: dict[int, list[tuple[int, int, int, int]]] = {}
     for i, rect in enumerate(rects):
         clusters.setdefault(root(i), []).append(rect)
-    grouped = [tuple(int(round(sum(r[k] for r in members) / len(members))) for k in range(4))
+    grouped = [tuple(round(sum(r[k] for r in members) / len(members)) for k in range(4))
                for members in clusters.values() if len(members) >= min_neighbors]
     # drop rectangles lying inside a bigger one
     return [r for r in grouped if not any(o is not r and o[2] > r[2] and o[0] <= r[0] and o[1] <= r[1]
@@ -289,8 +289,8 @@ def plan_face_blur(source: LadderInput, top: PlannedRendition, work: Path, setti
             continue
         gray = cv2.equalizeHist(gray)
         for x, y, w, h in cascade.detect(gray, min_size=max(24, min(width, height) // 12)):
-            detections.append((i / DETECT_FPS, (int(x / scale), int(y / scale), int(math.ceil(w / scale)),
-                                                int(math.ceil(h / scale)))))
+            detections.append((i / DETECT_FPS, (int(x / scale), int(y / scale), math.ceil(w / scale),
+                                                math.ceil(h / scale))))
         path.unlink()
         if on_progress:
             on_progress(0.4 + 0.6 * (i + 1) / max(1, len(paths)))

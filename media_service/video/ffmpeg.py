@@ -18,7 +18,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -464,3 +464,52 @@ def _encoders(binary: str) -> frozenset[str]:
         if in_table and len(parts) >= 2 and len(parts[0]) == 6:
             names.add(parts[1])
     return frozenset(names)
+
+
+@contextlib.contextmanager
+def open_ffmpeg_stream(args: list[str], *, timeout: float, binary: str = "ffmpeg") -> Iterator[IO[bytes]]:
+    """Run ffmpeg with ``args`` (which write to ``pipe:1``) and yield its stdout to read as it is produced.
+
+    For streaming consumers (raw frames at a few per second) that must never hold a whole video in
+    memory. The same guarantees as :func:`run_ffmpeg`: an argument list, its own process group killed
+    with SIGKILL at ``timeout`` wall-clock seconds (:class:`FFmpegTimeout`), a bounded stderr tail.
+    Leaving the block early (a consumer that has seen enough, or an exception) kills ffmpeg without an
+    error; if ffmpeg ended by itself with a non-zero status, :class:`FFmpegError` is raised on exit.
+    """
+    command = [binary, "-nostdin", "-hide_banner", "-nostats"]
+    if not any(a in {"-v", "-loglevel"} for a in args):
+        command += ["-loglevel", "error"]
+    command += list(args)
+    run = _Run(command, timeout=timeout)
+    timed_out = threading.Event()
+
+    def watchdog() -> None:
+        while run.proc.poll() is None:
+            if run.remaining <= 0:
+                timed_out.set()
+                _kill_group(run.proc)
+                return
+            time.sleep(min(_POLL_SECONDS * 4, max(run.remaining, 0.01)))
+
+    guard = threading.Thread(target=watchdog, daemon=True, name="ffmpeg-stream-watchdog")
+    guard.start()
+    assert run.proc.stdout is not None
+    ended_by_consumer = False
+    try:
+        yield run.proc.stdout
+    except BaseException:
+        ended_by_consumer = True
+        raise
+    finally:
+        still_running = run.proc.poll() is None
+        if still_running:
+            ended_by_consumer = True
+            _kill_group(run.proc)
+        returncode = run.finish()
+        with contextlib.suppress(OSError):
+            run.proc.stdout.close()
+        guard.join(timeout=1)
+    if timed_out.is_set():
+        raise run.timeout_error()
+    if not ended_by_consumer and returncode != 0:
+        raise run.failure(returncode)

@@ -20,6 +20,7 @@ import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 from media_service.video.presets import PlannedRendition, Profile
@@ -57,7 +58,7 @@ class LadderInput:
     video: VideoStream
     audio_index: int | None  # absolute stream index of the audio to keep; None: no audio track
     duration: float
-    fps: int
+    fps: Fraction
     tonemap: str | None  # filter chain, or None for SDR sources
 
 
@@ -98,13 +99,13 @@ def analysis_size(smallest: PlannedRendition) -> tuple[int, int]:
     """Size of the sampled analysis frames: long side :data:`ANALYSIS_LONG_SIDE`, even, aspect kept."""
     long_side = max(smallest.width, smallest.height)
     scale = ANALYSIS_LONG_SIDE / long_side
-    width = max(2, int(round(smallest.width * scale / 2)) * 2)
-    height = max(2, int(round(smallest.height * scale / 2)) * 2)
+    width = max(2, round(smallest.width * scale / 2) * 2)
+    height = max(2, round(smallest.height * scale / 2) * 2)
     return width, height
 
 
 def keyframe_interval(profile: Profile, fps: int) -> int:
-    return max(1, int(round(profile.keyframe_seconds * fps)))
+    return max(1, round(profile.keyframe_seconds * fps))
 
 
 def build_ladder(source: LadderInput, profile: Profile, renditions: list[PlannedRendition], work: Path, *,
@@ -249,12 +250,12 @@ def measure_variants(plan: LadderPlan) -> list[VariantStats]:
         average = total * 8 / duration if duration > 0 else 0.0
         stats.append(VariantStats(name=rendition.name, width=rendition.width, height=rendition.height,
                                   codecs=codecs.get(rendition.name, "avc1.640028"), duration=duration,
-                                  total_bytes=total, peak_bps=int(math.ceil(max(peak, average))),
-                                  average_bps=int(math.ceil(average)), segments=len(segments)))
+                                  total_bytes=total, peak_bps=math.ceil(max(peak, average)),
+                                  average_bps=math.ceil(average), segments=len(segments)))
     return stats
 
 
-def write_master_playlist(path: Path, variants: Sequence[VariantStats], fps: int) -> None:
+def write_master_playlist(path: Path, variants: Sequence[VariantStats], fps: Fraction) -> None:
     """A master playlist with measured BANDWIDTH/AVERAGE-BANDWIDTH, RESOLUTION, CODECS and FRAME-RATE.
 
     ffmpeg's own master playlist derives BANDWIDTH from the configured rates (or only the audio's when
@@ -264,7 +265,7 @@ def write_master_playlist(path: Path, variants: Sequence[VariantStats], fps: int
     for variant in variants:
         lines.append(f"#EXT-X-STREAM-INF:BANDWIDTH={variant.peak_bps},AVERAGE-BANDWIDTH={variant.average_bps},"
                      f"RESOLUTION={variant.width}x{variant.height},CODECS=\"{variant.codecs}\","
-                     f"FRAME-RATE={fps:.3f}")
+                     f"FRAME-RATE={float(fps):.3f}")
         lines.append(f"{variant.name}/index.m3u8")
     path.write_text("\n".join(lines) + "\n")
 

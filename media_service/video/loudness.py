@@ -135,7 +135,7 @@ _EBUR128_I = re.compile(r"I:\s+(-?[0-9.]+|-inf)\s+LUFS")
 def integrated_loudness(path: Path, settings: Mapping[str, Any], demuxer: str = "mov") -> float | None:
     """Integrated loudness of a file's first audio stream with ffmpeg's ``ebur128`` (for checks)."""
     args = ["-v", "info", *safe_input_args(path, demuxer), "-map", "0:a:0", "-vn",
-            "-af", "ebur128=framelog=quiet", "-f", "null", "-"]
+            "-af", "ebur128=framelog=verbose", "-f", "null", "-"]
     result = run_ffmpeg(args, binary=settings["FFMPEG_BINARY"], timeout=settings["FFMPEG_TIMEOUT_SECONDS"])
     matches = _EBUR128_I.findall(result.stderr_tail)
     return _number(matches[-1]) if matches else None

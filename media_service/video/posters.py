@@ -120,7 +120,7 @@ class Storyboard:
 
 
 def _timestamp(seconds: float) -> str:
-    millis = int(round(seconds * 1000))
+    millis = round(seconds * 1000)
     hours, rest = divmod(millis, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
     secs, millis = divmod(rest, 1000)
@@ -145,7 +145,7 @@ def build_storyboard(frames: Sequence[Path], fps: float, duration: float, sprite
     sprite = Image.new("RGB", (columns * tile_w, rows * tile_h), (0, 0, 0))
     cues = ["WEBVTT", ""]
     for i in range(tiles):
-        frame_index = min(len(frames) - 1, int(round(i * interval * fps)))
+        frame_index = min(len(frames) - 1, round(i * interval * fps))
         with Image.open(frames[frame_index]) as frame:
             tile = frame.convert("RGB").resize((tile_w, tile_h), Image.Resampling.LANCZOS)
         x, y = (i % columns) * tile_w, (i // columns) * tile_h

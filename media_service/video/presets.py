@@ -9,6 +9,7 @@ source are replaced by one rung at the source's own (even) size.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from dataclasses import dataclass, field
 
 from media_service.errors import BadRequest
@@ -105,7 +106,7 @@ def parse_options(options: object) -> dict[str, bool]:
 
 def even(value: float) -> int:
     """Nearest even integer, at least 2 (H.264 4:2:0 needs even sizes)."""
-    return max(2, int(round(value / 2.0)) * 2)
+    return max(2, round(value / 2.0) * 2)
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ def plan_ladder(profile: Profile, display_width: int, display_height: int) -> li
         long = even(source_long * short / source_short)
         width, height = (short, long) if portrait else (long, short)
         template_pixels = rung.short_side * rung.short_side * source_long / source_short
-        maxrate = max(150, int(math.ceil(rung.maxrate_kbps * min(1.0, width * height / template_pixels))))
+        maxrate = max(150, math.ceil(rung.maxrate_kbps * min(1.0, width * height / template_pixels)))
         planned.append(PlannedRendition(name=str(short), width=width, height=height, crf=rung.crf,
                                         maxrate_kbps=maxrate, bufsize_kbps=maxrate * 2))
     return planned
@@ -156,12 +157,22 @@ def fallback_rendition(profile: Profile, renditions: list[PlannedRendition]) -> 
     return renditions[-1]
 
 
-def output_fps(profile: Profile, source_fps: float | None) -> int:
-    """The constant frame rate of the outputs: the source's rounded rate, capped by the profile.
+#: Broadcast rates kept exact (29.97 stays 30000/1001, so durations stay the same to the frame).
+NTSC_RATES = (Fraction(24000, 1001), Fraction(30000, 1001), Fraction(60000, 1001))
+
+
+def output_fps(profile: Profile, source_fps: float | None) -> Fraction:
+    """The constant frame rate of the outputs: the source's rate (exact for NTSC rates, else rounded),
+    capped by the profile.
 
     Variable-rate phone video becomes constant-rate here (ffmpeg's ``fps`` filter duplicates or
     drops frames), which every player and the HLS segmenter handle well.
     """
     if not source_fps or not math.isfinite(source_fps) or source_fps <= 0:
-        return min(30, profile.max_fps)
-    return int(max(12, min(profile.max_fps, round(source_fps))))
+        return Fraction(min(30, profile.max_fps))
+    if source_fps > profile.max_fps + 0.01:
+        return Fraction(profile.max_fps)
+    for rate in NTSC_RATES:
+        if abs(source_fps - float(rate)) < 0.02:
+            return rate
+    return Fraction(int(max(12, min(profile.max_fps, round(source_fps)))))

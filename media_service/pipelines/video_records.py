@@ -1,0 +1,186 @@
+"""``Video`` rows: starting a processing, reading its state, moderation decisions, and URLs of outputs.
+
+Shared by the API (``/v1/videos``, ``/v1/batches``, buyer upload tokens) and the ``batch videos``
+command, so the rules (one video per asset/profile/options, approval before publishing) live once.
+
+Outputs are served by prefix-signed URLs: ``/media/videos/<id>/<purpose>/<expires>/<signature>/<name>``.
+The signature covers the video, the purpose and the expiry but not the file name, so the relative
+references inside HLS playlists (``720/index.m3u8``, ``seg_0001.m4s``) and the storyboard's WebVTT
+resolve to URLs that carry the same signature. ``public`` links work only while the video is approved;
+``review`` links (short-lived) let the merchant watch a video before deciding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from media_service.db import end_read
+from media_service.errors import Conflict, InvalidMedia, NotFound
+from media_service.jobs.base import CANCELLED, FAILED, QUEUED, RUNNING
+from media_service.jobs.queue import enqueue, job_to_dict
+from media_service.models import Asset, Job, UploadToken, Video, utcnow
+from media_service.pipelines.videos import JOB_KIND, apply_policy, duplicate_settings
+from media_service.video.presets import get_profile, parse_options
+
+PURPOSES = ("public", "review")
+MODERATION_STATES = ("pending", "approved", "rejected")
+VIDEO_STATES = ("queued", "processing", "ready", "failed", "cancelled")
+
+
+def options_key(options: Mapping[str, Any]) -> str:
+    return json.dumps(dict(options), sort_keys=True, separators=(",", ":"))
+
+
+def find_video(session: Session, merchant_id: str, asset_id: str, profile: str,
+               options: Mapping[str, Any]) -> Video | None:
+    return session.scalar(select(Video).where(Video.merchant_id == merchant_id, Video.asset_id == asset_id,
+                                              Video.profile == profile, Video.options_key == options_key(options)))
+
+
+def create_video(session: Session, settings: Mapping[str, Any], *, merchant_id: str, asset: Asset,
+                 profile_name: object, options: object = None,
+                 idempotency_key: str | None = None) -> tuple[Video, bool]:
+    """Start processing ``asset`` with a profile; the same asset, profile and options give the same video.
+
+    Returns ``(video, created)``. Raises 400 for a bad profile/options and 422 when the asset is not a video.
+    """
+    profile = get_profile(profile_name)
+    parsed = parse_options(options)
+    if asset.kind != "video":
+        raise InvalidMedia(f"asset {asset.id} is an image; videos can only be made from video assets",
+                           code="not_a_video")
+    existing = find_video(session, merchant_id, asset.id, profile.name, parsed)
+    if existing is not None:
+        return existing, False
+    token = session.scalar(select(UploadToken).where(UploadToken.asset_id == asset.id,
+                                                     UploadToken.merchant_id == merchant_id))
+    end_read(session)
+    video = Video(merchant_id=merchant_id, asset_id=asset.id, profile=profile.name, options=parsed,
+                  options_key=options_key(parsed), state="processing",
+                  order_id=token.order_id if token else None, sku=token.sku if token else None)
+    session.add(video)
+    try:
+        session.flush()
+    except IntegrityError:  # the same request raced us
+        session.rollback()
+        existing = find_video(session, merchant_id, asset.id, profile.name, parsed)
+        if existing is None:
+            raise
+        return existing, False
+    job, _ = enqueue(session, JOB_KIND, {
+        "video_id": video.id, "asset_id": asset.id, "source_key": asset.storage_key, "profile": profile.name,
+        "options": parsed, "duplicates": duplicate_settings(settings)},
+        merchant_id=merchant_id, max_attempts=settings["JOB_MAX_ATTEMPTS"],
+        idempotency_key=idempotency_key or f"video:{video.id}")
+    video.job_id = job.id
+    session.commit()
+    return video, True
+
+
+def get_video(session: Session, merchant_id: str, video_id: str) -> Video:
+    """A merchant's video; another merchant's id is simply not found."""
+    video = session.scalar(select(Video).where(Video.id == video_id, Video.merchant_id == merchant_id))
+    if video is None:
+        raise NotFound(f"no video {video_id!r}", code="video_not_found")
+    return video
+
+
+def video_state(video: Video, job: Job | None) -> str:
+    """ready once the success hook ran; otherwise what the job says (the job table is the truth)."""
+    if video.state == "ready":
+        return "ready"
+    if job is None:
+        return "processing"
+    return {QUEUED: "queued", RUNNING: "processing", FAILED: "failed", CANCELLED: "cancelled"}.get(
+        job.state, "processing")
+
+
+def moderate(session: Session, video: Video, decision: str, reason: str | None, by: str = "api") -> Video:
+    """Approve or reject a processed video (a decision can be changed later)."""
+    if video.state != "ready":
+        raise Conflict(f"video {video.id} is not processed yet; approve or reject it once its state is 'ready'",
+                       code="video_not_ready")
+    end_read(session)
+    video.moderation_status = "approved" if decision == "approve" else "rejected"
+    video.moderation_reason = reason
+    video.moderated_by, video.moderated_at = by, utcnow()
+    session.commit()
+    return video
+
+
+def reapply_policy(session: Session, video: Video) -> None:
+    """Used when a merchant changes policy: pending videos get the new rule (decided ones stay)."""
+    if video.state == "ready" and video.moderation_status == "pending":
+        apply_policy(session, video)
+
+
+# ------------------------------------------------------------------------------------- signed file URLs
+
+
+def file_signature(secret: str, video_id: str, purpose: str, expires: int) -> str:
+    message = f"video-files\n{video_id}\n{purpose}\n{expires}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def file_urls(video: Video, *, purpose: str, secret: str, base_url: str, seconds: int) -> dict[str, Any]:
+    """URLs of every output of a ready video, all under one signed prefix."""
+    expires = (int(time.time()) // 600 + 1) * 600 + seconds
+    prefix = (f"{base_url.rstrip('/')}/media/videos/{video.id}/{purpose}/{expires}/"
+              f"{file_signature(secret, video.id, purpose, expires)}")
+    files = (video.outputs or {}).get("files") or {}
+
+    def url(name: str | None) -> str | None:
+        return f"{prefix}/{name}" if name else None
+
+    return {
+        "expires_at": expires,
+        "hls": url(files.get("hls")), "mp4": url(files.get("mp4")), "poster": url(files.get("poster")),
+        "preview": url(files.get("preview")),
+        "storyboard": {"vtt": url(files.get("storyboard_vtt")), "sprite": url(files.get("storyboard_sprite"))},
+        "renditions": [{"name": r["name"], "playlist": url(r["playlist"])}
+                       for r in (video.outputs or {}).get("renditions") or []],
+    }
+
+
+def video_to_dict(video: Video, job: Job | None, *, secret: str, base_url: str, public_seconds: int,
+                  review_seconds: int) -> dict[str, Any]:
+    """The API's view of a video. Public URLs only once approved; review URLs while it is not."""
+    state = video_state(video, job)
+    outputs = video.outputs or {}
+    published = state == "ready" and video.moderation_status == "approved"
+    body: dict[str, Any] = {
+        "id": video.id, "asset_id": video.asset_id, "profile": video.profile, "options": video.options,
+        "state": state, "progress": job.progress if job is not None else (100.0 if state == "ready" else 0.0),
+        "published": published,
+        "moderation": {"status": video.moderation_status, "reason": video.moderation_reason,
+                       "decided_by": video.moderated_by,
+                       "decided_at": video.moderated_at.isoformat() if video.moderated_at else None},
+        "flags": video.flags or [],
+        "duration": video.duration, "width": video.width, "height": video.height,
+        "renditions": [{k: r[k] for k in ("name", "width", "height", "bandwidth", "average_bandwidth", "codecs")}
+                       for r in outputs.get("renditions") or []],
+        "poster": outputs.get("poster"), "storyboard": outputs.get("storyboard"),
+        "loudness": video.loudness, "source": outputs.get("source"),
+        "processing": {k: outputs.get(k) for k in ("fps", "tonemap", "stabilization", "faces", "trimmed_from",
+                                                   "fallback")} if state == "ready" else None,
+        "order_id": video.order_id, "sku": video.sku,
+        "urls": None, "review_urls": None,
+        "job": job_to_dict(job) if job is not None else None,
+        "created_at": video.created_at.isoformat(),
+        "ready_at": video.ready_at.isoformat() if video.ready_at else None,
+    }
+    if published:
+        body["urls"] = file_urls(video, purpose="public", secret=secret, base_url=base_url, seconds=public_seconds)
+    elif state == "ready":
+        body["review_urls"] = file_urls(video, purpose="review", secret=secret, base_url=base_url,
+                                        seconds=review_seconds)
+    return body
