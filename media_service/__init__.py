@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, request
+if TYPE_CHECKING:  # Flask is imported by create_app only: the media pipelines run without loading it
+    from flask import Flask
 
 __version__ = "0.1.0"
 
@@ -16,6 +17,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the application: settings, database, storage, error handling and the API blueprints."""
+    from flask import Flask, request
+
     from media_service import db
     from media_service.api import register_blueprints
     from media_service.api.assets import MediaRequest, remove_spool_files

@@ -593,3 +593,116 @@ def videos_approve(ctx: click.Context, video_id: str) -> None:
 @click.pass_context
 def videos_reject(ctx: click.Context, video_id: str, reason: str | None) -> None:
     _moderate_cli(ctx, video_id, "reject", reason)
+
+
+# --- Panoramas and spins ------------------------------------------------------------------------------
+
+
+def _progress_bar(label: str) -> tuple[Any, Any]:
+    """A click progress bar (0-100) and a callback taking a fraction; silent when not on a terminal."""
+    bar = click.progressbar(length=100, label=label, hidden=not sys.stdout.isatty())
+    state = {"shown": 0}
+
+    def update(fraction: float) -> None:
+        target = int(min(max(fraction, 0.0), 1.0) * 100)
+        if target > state["shown"]:
+            bar.update(target - state["shown"])
+            state["shown"] = target
+
+    return bar, update
+
+
+@main.group()
+def panoramas() -> None:
+    """360-degree panoramas from overlapping photos."""
+
+
+@panoramas.command("stitch")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for panorama.jpg, preview.jpg, tiles/ and manifest.json.")
+@click.option("--projection", type=click.Choice(["auto", "spherical", "cylindrical", "flat"]), default="auto",
+              show_default=True, help="'flat' for shelves, posters and other flat subjects.")
+@click.option("--detector", type=click.Choice(["auto", "sift", "orb"]), default="auto", show_default=True)
+@click.option("--crop/--no-crop", default=True, show_default=True, help="Crop to the fully covered rectangle.")
+@click.option("--max-megapixels", type=float, default=None, help="Cap on the output size (default: setting).")
+@click.pass_context
+def panoramas_stitch(ctx: click.Context, files: tuple[Path, ...], out_dir: Path, projection: str, detector: str,
+                     crop: bool, max_megapixels: float | None) -> None:
+    """Stitch FILES (two or more overlapping photos, any order) into a panorama in --out."""
+    from media_service.errors import MediaServiceError
+    from media_service.panorama.build import build_panorama, panorama_options
+    from media_service.panorama.stitcher import Photo
+
+    settings = _app(ctx.find_root()).config
+    raw: dict[str, Any] = {"projection": projection, "detector": detector, "crop": crop}
+    if max_megapixels is not None:
+        raw["max_output_megapixels"] = max_megapixels
+    try:
+        options = panorama_options(raw, settings)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bar, update = _progress_bar("stitching")
+    try:
+        with bar:
+            summary = build_panorama([Photo(path, path.name) for path in files], out_dir, settings, options, update)
+    except MediaServiceError as exc:
+        diagnostics = exc.extra.get("diagnostics") or {}
+        for photo in diagnostics.get("photos", []):
+            if photo.get("message"):
+                click.echo(photo["message"], err=True)
+        raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
+    fov = summary["field_of_view"]
+    coverage = (f", {fov['horizontal']:.1f} x {fov['vertical']:.1f} degrees" if fov["horizontal"] else "")
+    click.echo(f"\n{out_dir / 'panorama.jpg'}: {summary['width']}x{summary['height']} {summary['projection']}"
+               f"{coverage}\n{summary['diagnostics']['summary']}")
+
+
+@main.group()
+def spins() -> None:
+    """360-degree product spins from turntable photos or a turntable video."""
+
+
+@spins.command("build")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--video", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A turntable video instead of photos.")
+@click.option("--frames", type=click.Choice(["24", "36", "72"]), default=None,
+              help="Frames in the spin (video default 36; photo sets default: every photo).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for frames/, sprite.jpg and manifest.json.")
+@click.option("--clean-background", is_flag=True, help="Put the product on a plain background.")
+@click.option("--background-color", default="#ffffff", show_default=True)
+@click.pass_context
+def spins_build(ctx: click.Context, files: tuple[Path, ...], video: Path | None, frames: str | None, out_dir: Path,
+                clean_background: bool, background_color: str) -> None:
+    """Build a spin from FILES (turntable photos, ordered by capture time or name) or from --video."""
+    from media_service.errors import MediaServiceError
+    from media_service.panorama.build import build_spin_from_photos, build_spin_from_video, spin_options
+    from media_service.panorama.spin import SpinPhoto
+
+    if bool(files) == (video is not None):
+        raise click.UsageError("give either photo FILES or --video FILE")
+    settings = _app(ctx.find_root()).config
+    count = int(frames) if frames else (36 if video else None)
+    try:
+        options = spin_options(count, {"clean_background": clean_background, "background_color": background_color},
+                               settings)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bar, update = _progress_bar("building spin")
+    try:
+        with bar:
+            if video is not None:
+                manifest = build_spin_from_video(video, out_dir, settings, options, update)
+            else:
+                manifest = build_spin_from_photos([SpinPhoto(path, path.name) for path in files], out_dir, settings,
+                                                  options, update)
+    except MediaServiceError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
+    revolution = manifest.get("revolution")
+    found = (f"; one turn = {revolution['period_frames']} video frames ({revolution['seconds']} s)"
+             if revolution else f"; ordered by {manifest.get('ordered_by')}")
+    click.echo(f"\n{out_dir / 'manifest.json'}: {manifest['frame_count']} frames{found}")

@@ -313,3 +313,118 @@ class EmbedEvent(Base):
     origin: Mapped[str] = mapped_column(String(300), default="")
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+# --- Panoramas and spins (issue 4) ----------------------------------------------------------------------
+
+
+class Panorama(Base):
+    """A panorama stitched from a merchant's photos; its outputs are recorded when the job succeeds."""
+
+    __tablename__ = "panoramas"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("pan"))
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    asset_ids: Mapped[list[str]] = mapped_column(default=list)
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="processing")  # processing|ready
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Spin(Base):
+    """A product spin built from a turntable photo set or video; outputs recorded when the job succeeds."""
+
+    __tablename__ = "spins"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("spn"))
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    source: Mapped[str] = mapped_column(String(16))  # photos|video
+    asset_ids: Mapped[list[str]] = mapped_column(default=list)
+    video_asset_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    frames: Mapped[int | None] = mapped_column(Integer, default=None)
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="processing")  # processing|ready
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+# --- Products and one-tap extraction (issue 5) -------------------------------------------------------
+
+
+class Product(Base):
+    """A catalog item of a merchant: card fields for the cart and indexed photos for detection.
+
+    ``images`` lists the photos in order: ``{"asset_id", "features_key", "keypoints", "warning"}``; the
+    features (keypoints, descriptors, mask) live in storage under ``features_key`` and are computed once,
+    when the photo is added.
+    """
+
+    __tablename__ = "products"
+    __table_args__ = (UniqueConstraint("merchant_id", "sku", name="uq_products_merchant_sku"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("prd"))
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    sku: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(300))
+    price: Mapped[str | None] = mapped_column(String(32), default=None)  # decimal text, e.g. "19.90"
+    currency: Mapped[str | None] = mapped_column(String(3), default=None)
+    url: Mapped[str | None] = mapped_column(Text, default=None)
+    images: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class VideoIndex(Base):
+    """One run of product detection and tracking over a video asset (the newest ready one answers taps)."""
+
+    __tablename__ = "video_indexes"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("vix"))
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)
+    video_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
+    job_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
+    detector: Mapped[str] = mapped_column(String(32))
+    fps: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)  # queued|ready (else: the job)
+    catalog_fingerprint: Mapped[str] = mapped_column(String(64), default="")
+    output_prefix: Mapped[str | None] = mapped_column(String(300), default=None)
+    contact_sheet_key: Mapped[str | None] = mapped_column(String(300), default=None)
+    width: Mapped[int | None] = mapped_column(default=None)
+    height: Mapped[int | None] = mapped_column(default=None)
+    frame_count: Mapped[int | None] = mapped_column(default=None)
+    duration: Mapped[float | None] = mapped_column(Float, default=None)
+    stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    ready_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ProductTrack(Base):
+    """A product followed through an indexed video: its boxes over time, SKU votes and the merchant's review.
+
+    ``samples``: ``{"frame", "t", "box": [x0, y0, x1, y1], "score", "sku", "polygon"}`` with coordinates
+    normalised to 0..1 of the displayed frame. ``state`` is ``detected``, ``confirmed`` (the merchant
+    confirmed or corrected the SKU into ``confirmed_sku``) or ``rejected`` (never offered to shoppers).
+    """
+
+    __tablename__ = "product_tracks"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("trk"))
+    index_id: Mapped[str] = mapped_column(ForeignKey("video_indexes.id", ondelete="CASCADE"), index=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    sku: Mapped[str | None] = mapped_column(String(100), default=None)
+    sku_confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    candidates: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    start_t: Mapped[float] = mapped_column(Float)
+    end_t: Mapped[float] = mapped_column(Float)
+    samples: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    state: Mapped[str] = mapped_column(String(16), default="detected")
+    confirmed_sku: Mapped[str | None] = mapped_column(String(100), default=None)
+    reviewed_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -40,8 +40,137 @@ PAGING = [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimu
 TUS = _header("Tus-Resumable", schema={"type": "string", "const": "1.0.0"})
 
 
+# Panoramas and spins
+_ASSET_IDS = {"type": "array", "items": {"type": "string"}, "uniqueItems": True}
+PANORAMA_REQUEST = {"type": "object", "required": ["asset_ids"], "properties": {
+    "asset_ids": {**_ASSET_IDS, "minItems": 2},
+    "options": {"type": "object", "additionalProperties": False, "properties": {
+        "projection": {"enum": ["auto", "spherical", "cylindrical", "flat"]},
+        "detector": {"enum": ["auto", "sift", "orb"]},
+        "crop": {"type": "boolean"},
+        "max_output_megapixels": {"type": "number", "minimum": 0.1}}}}}
+SPIN_REQUEST = {"type": "object", "properties": {
+    "asset_ids": {**_ASSET_IDS, "minItems": 4},
+    "video_asset_id": {"type": "string"},
+    "frames": {"enum": [24, 36, 72]},
+    "options": {"type": "object", "additionalProperties": False, "properties": {
+        "clean_background": {"type": "boolean"},
+        "background_color": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"},
+        "widths": {"type": "array", "items": {"type": "integer", "minimum": 64, "maximum": 4096},
+                   "minItems": 1, "maxItems": 6}}}}}
+
+
 def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+# --- Products and one-tap extraction (issue 5) -------------------------------------------------------
+
+SKU_SCHEMA = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"}
+PRODUCT_FIELDS = {
+    "title": {"type": "string", "minLength": 1, "maxLength": 300},
+    "price": {"type": ["string", "number", "null"], "description": "decimal, e.g. \"19.90\""},
+    "currency": {"type": ["string", "null"], "pattern": "^[A-Z]{3}$"},
+    "url": {"type": ["string", "null"], "format": "uri"},
+    "image_asset_ids": {"type": "array", "items": {"type": "string"}, "maxItems": 10},
+}
+TAP_REQUEST = {"oneOf": [
+    {"type": "object", "required": ["t", "x", "y"], "additionalProperties": False, "properties": {
+        "t": {"type": "number", "minimum": 0}, "x": {"type": "number", "minimum": 0, "maximum": 1},
+        "y": {"type": "number", "minimum": 0, "maximum": 1}}},
+    {"type": "object", "required": ["t", "polygon"], "additionalProperties": False, "properties": {
+        "t": {"type": "number", "minimum": 0},
+        "polygon": {"type": "array", "minItems": 3, "maxItems": 200, "items": {
+            "type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number", "minimum": 0, "maximum": 1}}}}},
+]}
+EMBED_TOKEN = {"name": "embed_token", "in": "query", "required": False, "schema": {"type": "string"},
+               "description": "The page's embed token for this video (widget calls, instead of an API key)."}
+PRODUCT_SCHEMAS = {
+    "Product": {"type": "object", "required": ["id", "sku", "title"], "properties": {
+        "id": {"type": "string"}, "sku": {"type": "string"}, **PRODUCT_FIELDS,
+        "image_url": {"type": ["string", "null"]}, "images": {"type": "array", "items": {"type": "object"}}}},
+    "VideoIndex": {"type": "object", "required": ["id", "state", "detector"], "properties": {
+        "id": {"type": "string"}, "video_id": {"type": "string"}, "asset_id": {"type": "string"},
+        "state": {"enum": ["queued", "running", "ready", "failed", "cancelled"]}, "progress": {"type": "number"},
+        "detector": {"type": "string"}, "fps": {"type": "number"}, "track_count": {"type": "integer"},
+        "contact_sheet_url": {"type": ["string", "null"]}, "job": {"type": ["object", "null"]}}},
+    "Track": {"type": "object", "required": ["id", "number", "state"], "properties": {
+        "id": {"type": "string"}, "number": {"type": "integer"}, "sku": {"type": ["string", "null"]},
+        "detected_sku": {"type": ["string", "null"]}, "sku_confidence": {"type": "number"},
+        "candidates": {"type": "array", "items": {"type": "object"}},
+        "state": {"enum": ["detected", "confirmed", "rejected"]}, "start": {"type": "number"},
+        "end": {"type": "number"}}},
+    "TapAnswer": {"type": "object", "required": ["hit", "candidates"], "properties": {
+        "hit": {"type": "boolean"}, "source": {"enum": ["track", "on_demand", None]},
+        "product": {"type": ["object", "null"]}, "candidates": {"type": "array", "items": {"type": "object"}},
+        "box": {"type": ["array", "null"], "items": {"type": "number"}},
+        "cutout": {"type": ["object", "null"]}, "track_id": {"type": ["string", "null"]},
+        "frame_t": {"type": ["number", "null"]}, "cart": {"type": ["object", "null"]},
+        "reason": {"type": ["string", "null"]}}},
+}
+
+
+def _product_paths() -> dict[str, Any]:
+    """Catalog, cart webhook, and product extraction on videos (``<video_id>``: ``ast_...`` or ``vid_...``)."""
+    sku, video_id, track_id = _path_param("sku"), _path_param("video_id"), _path_param("track_id")
+    return {
+        "/v1/products": {
+            "post": _op("Add a product; its photos (image assets) are indexed for detection now", tag="products",
+                        ok="201", schema="Product", errors=("400", "401", "403", "404", "409", "415", "422"),
+                        body=_json_body({"type": "object", "required": ["sku", "title"],
+                                         "properties": {"sku": SKU_SCHEMA, **PRODUCT_FIELDS}})),
+            "get": _op("List products, newest first", tag="products", params=PAGING),
+        },
+        "/v1/products/{sku}": {
+            "get": _op("One product", tag="products", params=[sku], schema="Product"),
+            "patch": _op("Change a product's card fields or photos (the SKU stays)", tag="products",
+                         params=[sku], schema="Product", errors=("400", "401", "403", "404", "422"),
+                         body=_json_body({"type": "object", "properties": PRODUCT_FIELDS})),
+            "delete": _op("Remove a product", tag="products", ok="204", params=[sku]),
+        },
+        "/v1/settings/cart-webhook": {
+            "put": _op("Set the URL called (signed) when a shopper adds a tapped product to the cart",
+                       tag="products", errors=("400", "401", "403"),
+                       body=_json_body({"type": "object", "required": ["url"], "properties": {
+                           "url": {"type": "string", "format": "uri"}, "rotate_secret": {"type": "boolean"}}})),
+            "get": _op("The cart webhook and its recent deliveries", tag="products"),
+            "delete": _op("Remove the cart webhook", tag="products", ok="204"),
+        },
+        "/v1/videos/{video_id}/index": {
+            "post": _op("Find and track the catalog's products in a video (a videos.index job)", tag="products",
+                        ok="202", schema="VideoIndex", errors=("400", "401", "403", "404", "409", "422"),
+                        params=[video_id, _header("Idempotency-Key", False)],
+                        body={"required": False, "content": {"application/json": {"schema": {
+                            "type": "object", "additionalProperties": False, "properties": {
+                                "detector": {"enum": ["catalog", "torchvision", "none"]},
+                                "fps": {"type": "number", "minimum": 0.2, "maximum": 30},
+                                "force": {"type": "boolean"}}}}}}),
+            "get": _op("The newest index of a video: state, tracks count, contact sheet", tag="products",
+                       params=[video_id], schema="VideoIndex"),
+        },
+        "/v1/videos/{video_id}/tracks": {"get": _op(
+            "Product tracks (hotspots) of the newest ready index", tag="products", params=[
+                video_id, {"name": "samples", "in": "query", "schema": {"enum": ["0", "1", "true", "false"]}}])},
+        "/v1/videos/{video_id}/tracks/{track_id}": {
+            "get": _op("One track with its boxes over time", tag="products", params=[video_id, track_id],
+                       schema="Track"),
+            "patch": _op("Confirm or correct a track's SKU, or reject the track", tag="products",
+                         params=[video_id, track_id], schema="Track", errors=("400", "401", "403", "404"),
+                         body=_json_body({"type": "object", "properties": {
+                             "sku": SKU_SCHEMA, "state": {"enum": ["detected", "confirmed", "rejected"]}}})),
+        },
+        "/v1/videos/{video_id}/taps": {"post": _op(
+            "A shopper's tap {t, x, y} or lasso {t, polygon} (0..1 of the frame): the product there, cut out",
+            tag="products", schema="TapAnswer", errors=("400", "401", "403", "404", "422"),
+            params=[video_id, EMBED_TOKEN], body=_json_body(TAP_REQUEST))},
+        "/v1/videos/{video_id}/cart": {"post": _op(
+            "Confirm adding a tapped product to the cart (calls the merchant's signed cart webhook)",
+            tag="products", errors=("400", "401", "403", "404"), params=[video_id, EMBED_TOKEN],
+            body=_json_body({"type": "object", "required": ["cart_token", "sku"], "properties": {
+                "cart_token": {"type": "string"}, "sku": SKU_SCHEMA,
+                "quantity": {"type": "integer", "minimum": 1, "maximum": 999},
+                "shopper_ref": {"type": "string", "maxLength": 200}}}))},
+    }
 
 
 def openapi_document() -> dict[str, Any]:
@@ -201,6 +330,25 @@ def openapi_document() -> dict[str, Any]:
             },
             "/v1/embed-stats/{target_id}": {"get": _op("Interaction counts of an embedded item", tag="embed",
                                                        params=[_path_param("target_id")])},
+            # Panoramas and spins
+            "/v1/panoramas": {
+                "post": _op("Stitch 2+ overlapping photos into a panorama (answers 202 with its job)",
+                            tag="panoramas", ok="202", errors=("400", "401", "403", "404", "409", "422"),
+                            params=[_header("Idempotency-Key", False)], body=_json_body(PANORAMA_REQUEST)),
+                "get": _op("List panoramas, newest first", tag="panoramas", params=PAGING),
+            },
+            "/v1/panoramas/{panorama_id}": {"get": _op(
+                "A panorama: state, per-photo diagnostics, image, preview, tiles and viewer manifest",
+                tag="panoramas", params=[_path_param("panorama_id")])},
+            "/v1/spins": {
+                "post": _op("Build a product spin from a turntable photo set or video (answers 202 with its job)",
+                            tag="spins", ok="202", errors=("400", "401", "403", "404", "409", "422"),
+                            params=[_header("Idempotency-Key", False)], body=_json_body(SPIN_REQUEST)),
+                "get": _op("List spins, newest first", tag="spins", params=PAGING),
+            },
+            "/v1/spins/{spin_id}": {"get": _op("A spin: state and its manifest (frames, sizes, sprite, order)",
+                                               tag="spins", params=[_path_param("spin_id")])},
+            **_product_paths(),
         },
         "components": {
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
@@ -231,6 +379,7 @@ def openapi_document() -> dict[str, Any]:
                     "state": {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
                     "progress": {"type": "number", "minimum": 0, "maximum": 100},
                     "result": {"type": ["object", "null"]}, "error": {"type": ["object", "null"]}}},
+                **PRODUCT_SCHEMAS,
             },
         },
     }

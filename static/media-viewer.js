@@ -1,4 +1,4 @@
-// <media-viewer src="https://HOST/v1/embed/<token>"> — panoramas, product spins, videos and images.
+// <media-viewer src="//HOST/v1/embed/TOKEN"> — panoramas, product spins, videos and images.
 // One custom element, shadow DOM, no framework and nothing loaded from third parties at run time.
 // The manifest at `src` says which mode to render; every mode reports interaction events in batches.
 
@@ -74,7 +74,7 @@ class EventReporter {
 
 const VERTEX = "attribute vec2 p; varying vec2 v; void main() { v = p; gl_Position = vec4(p, 0.0, 1.0); }";
 const FRAGMENT = `precision highp float;
-varying vec2 v; uniform sampler2D tex; uniform float yaw, pitch, fov, aspect, hfov, vfov;
+varying vec2 v; uniform sampler2D tex; uniform float yaw, pitch, fov, aspect, hfov, vfov, voff;
 const float PI = 3.14159265;
 void main() {
   float f = tan(fov * 0.5);
@@ -85,7 +85,7 @@ void main() {
   d = vec3(d.x * cy - d.z * sy, d.y, d.x * sy + d.z * cy);
   float lon = atan(d.x, -d.z);
   float lat = asin(clamp(d.y, -1.0, 1.0));
-  vec2 uv = vec2(lon / hfov + 0.5, 0.5 - lat / vfov);
+  vec2 uv = vec2(lon / hfov + 0.5, 0.5 - (lat - voff) / vfov);
   if (uv.x < 0.0 || uv.x > 1.0 || uv.y < 0.0 || uv.y > 1.0) { gl_FragColor = vec4(0.07, 0.07, 0.07, 1.0); }
   else { gl_FragColor = texture2D(tex, uv); }
 }`;
@@ -97,8 +97,9 @@ class PanoramaMode {
     this.spec = spec;
     this.hfov = (spec.hfov || 360) * Math.PI / 180;
     this.vfov = (spec.vfov || 180) * Math.PI / 180;
+    this.voff = (spec.v_offset || 0) * Math.PI / 180;  // latitude of the image's centre (partial panoramas)
     this.yaw = (spec.initial_yaw || 0) * Math.PI / 180;
-    this.pitch = 0;
+    this.pitch = this.voff;
     this.fov = clamp((spec.initial_fov || 75) * Math.PI / 180, 0.35, 1.75);
     this.velocity = 0;
     this.autorotate = !matchMedia("(prefers-reduced-motion: reduce)").matches && (spec.autorotate ?? true);
@@ -122,7 +123,7 @@ class PanoramaMode {
     const loc = gl.getAttribLocation(program, "p");
     gl.enableVertexAttribArray(loc);
     gl.vertexAttribPointer(loc, 2, gl.FLOAT, false, 0, 0);
-    this.u = Object.fromEntries(["yaw", "pitch", "fov", "aspect", "hfov", "vfov"].map(
+    this.u = Object.fromEntries(["yaw", "pitch", "fov", "aspect", "hfov", "vfov", "voff"].map(
       (n) => [n, gl.getUniformLocation(program, n)]));
     this.loadTexture(this.spec.preview || this.spec.src).then(() => {
       if (this.spec.preview && this.spec.src !== this.spec.preview) this.loadTexture(this.spec.src);
@@ -167,7 +168,7 @@ class PanoramaMode {
     const perPixel = this.fov / Math.max(1, this.canvas.clientHeight);
     this.yaw += dx * perPixel;
     const half = Math.max(0, (this.vfov - this.fov) / 2);
-    this.pitch = clamp(this.pitch - dy * perPixel, -half, half);
+    this.pitch = clamp(this.pitch - dy * perPixel, this.voff - half, this.voff + half);
     if (this.hfov < 2 * Math.PI - 0.01) {
       const room = Math.max(0, (this.hfov - this.fov * this.aspect()) / 2);
       this.yaw = clamp(this.yaw, -room, room);
@@ -181,7 +182,7 @@ class PanoramaMode {
   orient({ alpha, beta }) {
     this.autorotate = false;
     this.yaw = -alpha * Math.PI / 180;
-    this.pitch = clamp((beta - 90) * Math.PI / 180, -this.vfov / 2, this.vfov / 2);
+    this.pitch = clamp((beta - 90) * Math.PI / 180, this.voff - this.vfov / 2, this.voff + this.vfov / 2);
   }
   aspect() { return this.canvas.clientWidth / Math.max(1, this.canvas.clientHeight); }
   draw() {
@@ -194,6 +195,7 @@ class PanoramaMode {
     const u = this.u;
     gl.uniform1f(u.yaw, this.yaw); gl.uniform1f(u.pitch, this.pitch); gl.uniform1f(u.fov, this.fov);
     gl.uniform1f(u.aspect, w / Math.max(1, h)); gl.uniform1f(u.hfov, this.hfov); gl.uniform1f(u.vfov, this.vfov);
+    gl.uniform1f(u.voff, this.voff);
     gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
     for (const { h, spot } of this.spots) this.place(spot, h);
   }

@@ -40,8 +40,8 @@ from media_service.video.presets import PROFILES
 bp = Blueprint("videos", __name__)
 
 #: The only file names a video's signed prefix serves.
-SERVABLE = re.compile(r"^(hls/master\.m3u8|hls/[0-9]{1,5}/(index\.m3u8|init(_[0-9]{1,3})?\.mp4|seg_[0-9]{4,6}\.m4s)|video\.mp4|"
-                      r"poster\.jpg|storyboard\.(jpg|vtt)|preview\.webp)$")
+SERVABLE = re.compile(r"^(hls/master\.m3u8|hls/[0-9]{1,5}/(index\.m3u8|init(_[0-9]{1,3})?\.mp4|seg_[0-9]{4,6}\.m4s)"
+                      r"|video\.mp4|poster\.jpg|storyboard\.(jpg|vtt)|preview\.webp)$")
 MIME_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".m4s": "video/iso.segment", ".mp4": "video/mp4",
               ".vtt": "text/vtt", ".webp": "image/webp", ".jpg": "image/jpeg"}
 

@@ -29,7 +29,9 @@ CANCELLED = "cancelled"
 STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
 FINISHED_STATES = (SUCCEEDED, FAILED, CANCELLED)
 
-BUILTIN_JOB_MODULES = ("media_service.pipelines.thumbnail", "media_service.pipelines.videos")
+BUILTIN_JOB_MODULES = ("media_service.pipelines.thumbnail", "media_service.pipelines.videos",
+                       "media_service.pipelines.panoramas", "media_service.pipelines.spins",
+                       "media_service.pipelines.video_index")
 
 
 @dataclass

@@ -246,6 +246,7 @@ def _loudness_summary(measured: loudness.LoudnessMeasurement | None, chain: str 
     if measured is None:
         return {"audio": False, "reason": "muted by profile" if not profile.audio else "no audio track"}
     return {"audio": True, "normalized": chain is not None, "target_lufs": target.integrated,
+            "applied_target_lufs": loudness.applied_target(measured, target) if chain else None,
             "target_true_peak": target.true_peak, "target_lra": target.lra, "measured": measured.to_dict()}
 
 

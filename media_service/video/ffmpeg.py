@@ -466,6 +466,17 @@ def _encoders(binary: str) -> frozenset[str]:
     return frozenset(names)
 
 
+def _at_eof(stream: IO[bytes]) -> bool:
+    """True when the pipe is closed by the writer (ffmpeg is ending by itself), without blocking."""
+    import select
+
+    try:
+        readable, _, _ = select.select([stream], [], [], 0.05)
+        return bool(readable) and stream.read1(1) == b""  # type: ignore[attr-defined]
+    except (OSError, ValueError):
+        return True
+
+
 @contextlib.contextmanager
 def open_ffmpeg_stream(args: list[str], *, timeout: float, binary: str = "ffmpeg") -> Iterator[IO[bytes]]:
     """Run ffmpeg with ``args`` (which write to ``pipe:1``) and yield its stdout to read as it is produced.
@@ -501,9 +512,8 @@ def open_ffmpeg_stream(args: list[str], *, timeout: float, binary: str = "ffmpeg
         ended_by_consumer = True
         raise
     finally:
-        still_running = run.proc.poll() is None
-        if still_running:
-            ended_by_consumer = True
+        if run.proc.poll() is None and not (not ended_by_consumer and _at_eof(run.proc.stdout)):
+            ended_by_consumer = True  # stopped reading while ffmpeg still had output to give
             _kill_group(run.proc)
         returncode = run.finish()
         with contextlib.suppress(OSError):

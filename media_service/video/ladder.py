@@ -135,7 +135,7 @@ def build_ladder(source: LadderInput, profile: Profile, renditions: list[Planned
     frame_w, frame_h = analysis_size(renditions[-1])
     events = escape_filter_value(str(plan.events_file))
     graph.append(f"[c{count - 1}]split=2[s0][s1]")
-    graph.append(f"[s0]fps={ANALYSIS_FPS},scale={frame_w}:{frame_h}[frames]")
+    graph.append(f"[s0]fps={ANALYSIS_FPS}:eof_action=pass,scale={frame_w}:{frame_h}[frames]")
     graph.append(f"[s1]scale=160:-2,blackdetect=d=0.5:pix_th=0.10,freezedetect=n=0.003:d=1,"
                  f"metadata=mode=print:file={events},nullsink")
     with_audio = source.audio_index is not None and profile.audio

@@ -21,6 +21,9 @@ from media_service.video.ffmpeg import run_ffmpeg, safe_input_args
 
 #: Quieter than this (integrated, LUFS) counts as silent: normalising it would only amplify noise.
 SILENCE_LUFS = -60.0
+#: Most gain applied: a whisper-quiet phone clip is lifted by this much, not all the way to the target,
+#: so its background hiss is not turned into noise.
+MAX_GAIN_DB = 30.0
 #: silencedetect's level and shortest reported stretch.
 SILENCE_NOISE_DB = -50
 SILENCE_MIN_SECONDS = 0.5
@@ -119,11 +122,19 @@ def measure_loudness(source: Path, demuxer: str, audio_index: int, target: Loudn
         silence_seconds=sum(end - start for start, end in silences), silences=silences)
 
 
+def applied_target(measured: LoudnessMeasurement, target: LoudnessTarget) -> float:
+    """The integrated loudness this track is normalised to: the target, unless that needs more than
+    :data:`MAX_GAIN_DB` of gain."""
+    if measured.input_i is None:
+        return target.integrated
+    return min(target.integrated, round(measured.input_i + MAX_GAIN_DB, 2))
+
+
 def loudnorm_filter(measured: LoudnessMeasurement, target: LoudnessTarget) -> str | None:
     """Second pass: loudnorm with the measured values, or None for silence (left as it is)."""
     if measured.is_silent or None in (measured.input_tp, measured.input_lra, measured.input_thresh):
         return None
-    return (f"loudnorm=I={target.integrated}:TP={target.true_peak}:LRA={target.lra}"
+    return (f"loudnorm=I={applied_target(measured, target)}:TP={target.true_peak}:LRA={target.lra}"
             f":measured_I={measured.input_i}:measured_TP={measured.input_tp}:measured_LRA={measured.input_lra}"
             f":measured_thresh={measured.input_thresh}:offset={measured.target_offset or 0.0}"
             f":linear=true:print_format=none")

@@ -9,8 +9,8 @@ source are replaced by one rung at the source's own (even) size.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from media_service.errors import BadRequest
 

@@ -107,7 +107,7 @@ def _opencv(source: LadderInput, top: PlannedRendition, work: Path, settings: Ma
         for index, (dx, dy) in enumerate(corrections):
             x = min(max(margin_x + dx, 0.0), top.width - crop_w)
             y = min(max(margin_y + dy, 0.0), top.height - crop_h)
-            out.write(f"{index / source.fps:.4f} crop@stabilize x {x:.1f}, crop@stabilize y {y:.1f};\n")
+            out.write(f"{index / float(source.fps):.4f} crop@stabilize x {x:.1f}, crop@stabilize y {y:.1f};\n")
     if on_progress:
         on_progress(1.0)
     filters = [f"sendcmd=f={escape_filter_value(str(commands))}",

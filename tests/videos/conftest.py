@@ -116,12 +116,13 @@ def vfr_clip(folder: Path) -> Path:
 
 
 def shaky_clip(folder: Path, seconds: float = 3.0) -> Path:
-    """A steady scene filmed with a shaking camera: a moving crop window over a large test pattern."""
+    """A still scene (a real photo) filmed with a shaking hand: a jittering crop window, at most +-24 px."""
     path = folder / "shaky.mp4"
     if not path.exists():
-        ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=800x480:rate=25:duration={seconds}",
-               "-vf", "crop=640:360:80+40*sin(n*1.7)+20*sin(n*0.9):60+30*cos(n*1.3)", "-c:v", "libx264",
-               "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-an", str(path))
+        photo = Path(__file__).resolve().parents[2].parent / "shared" / "media" / "panorama" / "pier" / "1.JPG"
+        ffmpeg("-loop", "1", "-framerate", "25", "-t", str(seconds), "-i", str(photo),
+               "-vf", "scale=720:-2,crop=640:360:40+16*sin(n*1.7)+8*sin(n*0.9):40+12*cos(n*1.3)",
+               "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-an", str(path))
     return path
 
 

@@ -163,9 +163,10 @@ def test_policy_auto_approves_clean_videos_and_flags_duplicates(app: Flask, clie
     assert client.get(f"/v1/videos/{duplicate['id']}", headers=merchant.headers).json["published"]
 
 
+@pytest.mark.slow
 def test_progress_is_visible_while_processing(app: Flask, client: FlaskClient, clips: Path,
                                               merchant: MerchantCredentials, data_dir: Path) -> None:
-    asset = upload(client, merchant, tone_clip(clips, "progress.mp4", seconds=20, size="1280x720"))
+    asset = upload(client, merchant, tone_clip(clips, "progress.mp4", seconds=12, size="960x540"))
     video = client.post("/v1/videos", headers=merchant.headers,
                         json={"asset_id": asset["id"], "profile": "promo"}).json
     worker = start_worker(data_dir, concurrency=1)

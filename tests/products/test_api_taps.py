@@ -1,0 +1,322 @@
+"""Indexing a semi-real video through the API and a real worker, then tapping, circling, reviewing, buying.
+
+The shop fixture uploads the whole test catalog (9 SKUs, 14 real photos) and a clip in which two of
+the products move over real footage with known boxes; a worker process runs the ``videos.index`` job.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from io import BytesIO
+from typing import Any
+from urllib.parse import urlsplit
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from media_service.jobs.webhooks import verify_signature
+from tests.products.conftest import Shop, artifact, upload
+from tests.products.semireal import Placement, render_clip, truths_at
+
+pytestmark = pytest.mark.slow  # the shop fixture indexes a video with a real worker (~10-20 s)
+
+
+def _get(shop: Shop, url: str) -> Any:
+    parts = urlsplit(url)
+    return shop.client.get(parts.path + ("?" + parts.query if parts.query else ""))
+
+
+def _png_alpha(shop: Shop, url: str) -> np.ndarray:
+    response = _get(shop, url)
+    assert response.status_code == 200 and response.mimetype == "image/png"
+    with Image.open(BytesIO(response.data)) as image:
+        assert image.mode == "RGBA"
+        return np.asarray(image)
+
+
+def _centre(box: tuple[float, ...], width: int, height: int) -> tuple[float, float]:
+    return (box[0] + box[2]) / 2 / width, (box[1] + box[3]) / 2 / height
+
+
+def test_index_tracks_the_products_and_writes_a_contact_sheet(shop: Shop) -> None:
+    index = shop.index
+    assert index["state"] == "ready" and index["detector"] == "catalog" and index["fps"] == 4.0
+    assert index["frame_count"] == 10 and (index["width"], index["height"]) == (640, 360)
+    tracks = shop.client.get(f"/v1/videos/{shop.video_id}/tracks?samples=1", headers=shop.merchant.headers).json
+    skus = sorted(t["sku"] for t in tracks["items"])
+    assert skus == ["CAP-BLACK", "TOTE-RED"], tracks
+    for track in tracks["items"]:
+        assert track["end"] - track["start"] >= 2.0  # followed through (nearly) the whole 2.5 s clip
+        assert track["candidates"][0]["sku"] == track["sku"]
+        assert track["sample_count"] >= 8
+    sheet = _get(shop, index["contact_sheet_url"])
+    assert sheet.status_code == 200 and sheet.mimetype == "image/jpeg"
+    image = cv2.imdecode(np.frombuffer(sheet.data, np.uint8), cv2.IMREAD_COLOR)  # our own JPEG
+    cv2.imwrite(str(artifact("shop_contact_sheet.png")), image)
+
+
+def test_taps_at_known_positions_return_the_right_sku(shop: Shop) -> None:
+    width, height = 640, 360
+    right = total = 0
+    answers = []
+    for t in (0.1, 0.5, 0.8, 1.0, 1.37, 1.75, 2.0, 2.3):  # sampled times and times between samples
+        for truth in truths_at(shop.clip.truths, t, shop.clip.fps):
+            x, y = _centre(truth.box, width, height)
+            answer = shop.tap({"t": t, "x": x, "y": y}).json
+            answers.append(answer)
+            total += 1
+            right += answer["hit"] and answer["product"]["sku"] == truth.sku
+            assert answer["hit"], answer
+            assert answer["source"] == "track" and answer["track_id"].startswith("trk_")
+            assert answer["candidates"][0]["sku"] == answer["product"]["sku"]
+            assert answer["product"]["price"] and answer["product"]["url"].startswith("https://shop.example/")
+            assert answer["cart"]["token"].startswith("mct1.")
+            box = np.array(answer["box"]) * [width, height, width, height]
+            assert _iou(box, truth.box) > 0.6, (answer["box"], truth.box)
+            alpha = _png_alpha(shop, answer["cutout"]["url"])
+            assert alpha[:, :, 3].mean() > 0.4 * 255  # mostly product, transparent around it
+    assert right == total and total == 16
+
+
+def _iou(a: Any, b: Any) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def _ellipse(box: tuple[float, ...], width: int, height: int, grow: float = 1.3, points: int = 28) -> list[list[float]]:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    rx, ry = (box[2] - box[0]) / 2 * grow, (box[3] - box[1]) / 2 * grow
+    return [[min(max((cx + rx * np.cos(a)) / width, 0.0), 1.0), min(max((cy + ry * np.sin(a)) / height, 0.0), 1.0)]
+            for a in np.linspace(0, 2 * np.pi, points, endpoint=False)]
+
+
+def _mask_from_cutout(alpha: np.ndarray, cutout: dict[str, Any], width: int, height: int) -> np.ndarray:
+    mask = np.zeros((height, width), bool)
+    x0, y0 = round(cutout["box"][0] * width), round(cutout["box"][1] * height)
+    h, w = alpha.shape[:2]
+    mask[y0:y0 + h, x0:x0 + w] = alpha[:, :, 3] > 127
+    return mask
+
+
+def test_lasso_returns_a_cutout_whose_mask_covers_the_product(shop: Shop) -> None:
+    width, height = 640, 360
+    for t in (0.5, 1.5, 2.25):  # sampled frames: the cut-out is of that very frame
+        for truth in truths_at(shop.clip.truths, t, shop.clip.fps):
+            answer = shop.tap({"t": t, "polygon": _ellipse(truth.box, width, height)}).json
+            assert answer["hit"] and answer["product"]["sku"] == truth.sku, answer
+            alpha = _png_alpha(shop, answer["cutout"]["url"])
+            mask = _mask_from_cutout(alpha, answer["cutout"], width, height)
+            iou = (mask & truth.mask).sum() / (mask | truth.mask).sum()
+            covered = (mask & truth.mask).sum() / truth.mask.sum()
+            assert covered >= 0.95 and iou >= 0.85, (truth.sku, t, covered, iou)
+            if t == 1.5:
+                Image.fromarray(alpha).save(artifact(f"shop_cutout_{truth.sku}.png"))
+
+
+def test_tap_on_nothing_is_a_clear_empty_answer(shop: Shop) -> None:
+    response = shop.tap({"t": 1.0, "x": 0.02, "y": 0.03})
+    assert response.status_code == 200
+    body = response.json
+    assert body["hit"] is False and body["candidates"] == [] and body["product"] is None and body["cart"] is None
+    assert "no product" in body["reason"]
+    past_the_end = shop.tap({"t": 3600, "x": 0.5, "y": 0.5}).json
+    assert past_the_end["hit"] is False
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"t": 1}, {"t": -1, "x": 0.5, "y": 0.5}, {"t": 1, "x": 1.5, "y": 0.5}, {"t": 1, "x": 0.5},
+    {"t": "1", "x": 0.5, "y": 0.5}, {"t": 1, "x": 0.5, "y": 0.5, "polygon": [[0, 0], [1, 0], [1, 1]]},
+    {"t": 1, "polygon": [[0, 0], [1, 1]]}, {"t": 1, "polygon": [[0, 0], [0.5, 0.5], [1, 1]]},
+    {"t": 1, "polygon": "around it"}, {"t": float("nan"), "x": 0.1, "y": 0.1}, {"t": 1, "x": 0.1, "y": 0.1, "z": 1},
+])
+def test_malformed_taps_are_400(shop: Shop, body: dict[str, Any]) -> None:
+    response = shop.client.post(f"/v1/videos/{shop.video_id}/taps", headers=shop.merchant.headers,
+                                data=json.dumps(body, allow_nan=True), content_type="application/json")
+    assert response.status_code == 400 and response.json["code"] in {"invalid_tap", "invalid_json"}, response.json
+
+
+def test_on_demand_detection_and_cutout_on_a_video_never_indexed(shop: Shop, tmp_path: Any) -> None:
+    placements = (Placement("NOTEBOOK-RED", "solidus_notebook.png", (0.35, 0.5), (0.35, 0.5), (0.6, 0.6),
+                            tilt=0.1, gain=1.1),)
+    path = tmp_path / "fresh.mp4"
+    truths = render_clip("video/friday.mp4", path, placements, seconds=1.0, fps=12.0, start=2.0)
+    video_id = upload(shop.client, shop.merchant, path)["id"]
+    truth = truths_at(truths, 0.5, 12.0)[0]
+    x, y = _centre(truth.box, 640, 360)
+    point = shop.tap({"t": 0.5, "x": x, "y": y}, video_id=video_id).json
+    assert point["hit"] and point["source"] == "on_demand" and point["product"]["sku"] == "NOTEBOOK-RED", point
+    assert point["track_id"] is None and abs(point["frame_t"] - 0.5) < 1e-6
+    lasso = shop.tap({"t": 0.5, "polygon": _ellipse(truth.box, 640, 360)}, video_id=video_id).json
+    mask = _mask_from_cutout(_png_alpha(shop, lasso["cutout"]["url"]), lasso["cutout"], 640, 360)
+    assert (mask & truth.mask).sum() / (mask | truth.mask).sum() >= 0.85
+    nothing = shop.tap({"t": 0.5, "x": 0.95, "y": 0.1}, video_id=video_id).json
+    assert nothing["hit"] is False
+
+
+def test_review_corrects_and_hides_tracks(shop: Shop) -> None:
+    headers = shop.merchant.headers
+    tracks = shop.client.get(f"/v1/videos/{shop.video_id}/tracks", headers=headers).json["items"]
+    cap = next(t for t in tracks if t["sku"] == "CAP-BLACK")
+    url = f"/v1/videos/{shop.video_id}/tracks/{cap['id']}"
+    truth = truths_at(shop.clip.truths, 1.0, shop.clip.fps)
+    cap_truth = next(t for t in truth if t.sku == "CAP-BLACK")
+    x, y = _centre(cap_truth.box, 640, 360)
+    try:
+        corrected = shop.client.patch(url, headers=headers, json={"sku": "CAP-RED"})
+        assert corrected.status_code == 200 and corrected.json["state"] == "confirmed"
+        assert corrected.json["sku"] == "CAP-RED" and corrected.json["detected_sku"] == "CAP-BLACK"
+        answer = shop.tap({"t": 1.0, "x": x, "y": y}).json
+        assert answer["product"]["sku"] == "CAP-RED" and answer["candidates"][0]["score"] == 1.0
+        assert "CAP-BLACK" in [c["sku"] for c in answer["candidates"]]
+        hidden = shop.client.patch(url, headers=headers, json={"state": "rejected"})
+        assert hidden.status_code == 200 and hidden.json["state"] == "rejected"
+        answer = shop.tap({"t": 1.0, "x": x, "y": y}).json
+        assert answer["hit"] is False and "hid" in answer["reason"]
+        assert shop.client.patch(url, headers=headers, json={"sku": "NOPE"}).status_code == 404
+        assert shop.client.patch(url, headers=headers, json={"state": "maybe"}).status_code == 400
+        assert shop.client.patch(url, headers=headers, json={"sku": "CAP-RED", "state": "rejected"}).status_code == 400
+    finally:
+        restored = shop.client.patch(url, headers=headers, json={"state": "detected"})
+        assert restored.status_code == 200 and restored.json["sku"] == "CAP-BLACK"
+
+
+class _CartReceiver(BaseHTTPRequestHandler):
+    received: list[tuple[dict[str, str], bytes]] = []
+    status = 200
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).received.append((dict(self.headers), body))
+        reply = json.dumps({"cart_url": "https://shop.example/cart", "items": 1}).encode()
+        self.send_response(type(self).status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def cart_receiver() -> Any:
+    _CartReceiver.received = []
+    _CartReceiver.status = 200
+    server = HTTPServer(("127.0.0.1", 0), _CartReceiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_add_to_cart_calls_the_signed_cart_webhook(shop: Shop, cart_receiver: Any) -> None:
+    headers = shop.merchant.headers
+    truth = next(t for t in truths_at(shop.clip.truths, 1.0, shop.clip.fps) if t.sku == "TOTE-RED")
+    x, y = _centre(truth.box, 640, 360)
+    answer = shop.tap({"t": 1.0, "x": x, "y": y}).json
+    cart_url = f"/v1/videos/{shop.video_id}/cart"
+    no_hook = shop.client.post(cart_url, headers=headers, json={"cart_token": answer["cart"]["token"],
+                                                                "sku": "TOTE-RED"})
+    assert no_hook.status_code == 200 and no_hook.json["state"] == "no_webhook"
+
+    url = f"http://127.0.0.1:{cart_receiver.server_port}/cart"
+    hook = shop.client.put("/v1/settings/cart-webhook", headers=headers, json={"url": url})
+    assert hook.status_code == 200 and hook.json["secret"].startswith("whsec_")
+    secret = hook.json["secret"]
+    try:
+        added = shop.client.post(cart_url, headers=headers, json={
+            "cart_token": answer["cart"]["token"], "sku": "TOTE-RED", "quantity": 2, "shopper_ref": "s-42"})
+        assert added.status_code == 200, added.json
+        assert added.json["state"] == "delivered" and added.json["merchant_response"]["cart_url"]
+        (sent_headers, body), = _CartReceiver.received
+        assert verify_signature(secret, body, sent_headers["Media-Service-Signature"])
+        payload = json.loads(body)
+        assert payload["event"] == "cart.add"
+        assert {k: payload["data"][k] for k in ("sku", "quantity", "shopper_ref", "video_id")} == {
+            "sku": "TOTE-RED", "quantity": 2, "shopper_ref": "s-42", "video_id": shop.video_id}
+        assert payload["data"]["price"] == shop.products["TOTE-RED"]["price"]
+
+        refused = [
+            ({"cart_token": answer["cart"]["token"], "sku": "MUG-SET"}, 400, "sku_not_offered"),
+            ({"cart_token": answer["cart"]["token"][:-2] + "00", "sku": "TOTE-RED"}, 403, "invalid_cart_token"),
+            ({"cart_token": "nonsense", "sku": "TOTE-RED"}, 403, "invalid_cart_token"),
+            ({"cart_token": answer["cart"]["token"], "sku": "TOTE-RED", "quantity": 0}, 400, "invalid_quantity"),
+        ]
+        for body_, status, code in refused:
+            response = shop.client.post(cart_url, headers=headers, json=body_)
+            assert (response.status_code, response.json["code"]) == (status, code), body_
+
+        _CartReceiver.status = 503  # the merchant's cart is down: the add is queued in the outbox
+        queued = shop.client.post(cart_url, headers=headers, json={"cart_token": answer["cart"]["token"],
+                                                                   "sku": "TOTE-RED"})
+        assert queued.status_code == 202 and queued.json["state"] == "queued"
+        _CartReceiver.status = 200
+        deadline = time.monotonic() + 30  # the worker's housekeeping retries it
+        while time.monotonic() < deadline and len(_CartReceiver.received) < 3:
+            time.sleep(0.2)
+        assert len(_CartReceiver.received) == 3
+        retried_body = _CartReceiver.received[2][1]
+        assert retried_body == _CartReceiver.received[1][1]  # the same signed event, re-sent
+        info = shop.client.get("/v1/settings/cart-webhook", headers=headers).json
+        assert "secret" not in info and info["url"] == url
+    finally:
+        assert shop.client.delete("/v1/settings/cart-webhook", headers=headers).status_code == 204
+
+
+def test_another_merchants_products_and_videos_are_404(shop: Shop) -> None:
+    other = shop.other.headers
+    client, video = shop.client, shop.video_id
+    track_id = client.get(f"/v1/videos/{video}/tracks", headers=shop.merchant.headers).json["items"][0]["id"]
+    for method, url, body in [
+        ("get", "/v1/products/TOTE-RED", None), ("patch", "/v1/products/TOTE-RED", {"title": "x"}),
+        ("delete", "/v1/products/TOTE-RED", None), ("post", f"/v1/videos/{video}/index", {}),
+        ("get", f"/v1/videos/{video}/index", None), ("get", f"/v1/videos/{video}/tracks", None),
+        ("get", f"/v1/videos/{video}/tracks/{track_id}", None),
+        ("patch", f"/v1/videos/{video}/tracks/{track_id}", {"state": "rejected"}),
+        ("post", f"/v1/videos/{video}/taps", {"t": 1.0, "x": 0.5, "y": 0.5}),
+    ]:
+        response = getattr(client, method)(url, headers=other, json=body)
+        assert response.status_code == 404, (method, url, response.json)
+    assert client.get("/v1/products", headers=other).json["items"] == []
+    # the other shop may use the same SKU for its own product
+    mine = client.post("/v1/products", headers=other, json={"sku": "TOTE-RED", "title": "Their tote"})
+    assert mine.status_code == 201
+    assert client.get("/v1/products/TOTE-RED", headers=shop.merchant.headers).json["title"] == "Tote Red"
+    # a track id of the first shop is not found through a video of the second
+    theirs = upload(client, shop.other, shop.clip.path)["id"]
+    assert client.get(f"/v1/videos/{theirs}/tracks/{track_id}", headers=other).status_code == 404
+
+
+def test_embed_token_lets_the_widget_tap_with_exact_origin_cors(shop: Shop) -> None:
+    minted = shop.client.post("/v1/embed-tokens", headers=shop.merchant.headers, json={
+        "target_id": shop.video_id, "origins": ["https://shop.example"]})
+    assert minted.status_code == 201, minted.json
+    token = minted.json["token"]
+    truth = truths_at(shop.clip.truths, 1.0, shop.clip.fps)[0]
+    x, y = _centre(truth.box, 640, 360)
+    url = f"/v1/videos/{shop.video_id}/taps?embed_token={token}"
+    preflight = shop.client.options(url, headers={"Origin": "https://shop.example"})
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    tapped = shop.client.post(url, json={"t": 1.0, "x": x, "y": y}, headers={"Origin": "https://shop.example"})
+    assert tapped.status_code == 200 and tapped.json["product"]["sku"] == truth.sku
+    assert tapped.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    foreign = shop.client.post(url, json={"t": 1.0, "x": x, "y": y}, headers={"Origin": "https://evil.example"})
+    assert foreign.status_code == 403 and "Access-Control-Allow-Origin" not in foreign.headers
+    other_video = upload(shop.client, shop.merchant, shop.clip.path.parent / "shop.mp4")["id"]  # the same asset
+    assert other_video == shop.video_id
+    wrong_target = shop.client.post(f"/v1/videos/{shop.video_id}x/taps?embed_token={token}",
+                                    json={"t": 1.0, "x": x, "y": y})
+    assert wrong_target.status_code == 404
+    cart = shop.client.post(f"/v1/videos/{shop.video_id}/cart?embed_token={token}",
+                            json={"cart_token": tapped.json["cart"]["token"], "sku": truth.sku},
+                            headers={"Origin": "https://shop.example"})
+    assert cart.status_code == 200 and cart.json["state"] == "no_webhook"
