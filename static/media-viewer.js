@@ -102,6 +102,7 @@ class PanoramaMode {
     this.pitch = this.voff;
     this.fov = clamp((spec.initial_fov || 75) * Math.PI / 180, 0.35, 1.75);
     this.velocity = 0;
+    this.spin = 0.0015;
     this.autorotate = !matchMedia("(prefers-reduced-motion: reduce)").matches && (spec.autorotate ?? true);
   }
   mount(stage) {
@@ -144,7 +145,11 @@ class PanoramaMode {
     this.loop = () => {
       if (!this.v.isConnected) return;
       if (Math.abs(this.velocity) > 0.01) { this.look(this.velocity * 16, 0, true); this.velocity *= 0.94; }
-      else if (this.autorotate) this.yaw += 0.0015;
+      else if (this.autorotate) {
+        this.yaw += this.spin;  // a partial panorama swings between its edges
+        if (!this.full() && Math.abs(this.yaw) >= this.room()) this.spin = -this.spin;
+        this.limit();
+      }
       this.draw();
       this.frame = requestAnimationFrame(this.loop);
     };
@@ -163,26 +168,40 @@ class PanoramaMode {
       this.v.rendered();
     }, () => this.v.fail("The panorama could not be loaded."));
   }
+  room() {
+    const hview = 2 * Math.atan(Math.tan(this.fov / 2) * this.aspect());
+    return Math.max(0, (this.hfov - hview) / 2);
+  }
+  full() { return this.hfov >= 2 * Math.PI - 0.01; }
+  maxFov() {
+    // never zoom out past what the photos cover, so a partial panorama fills the view
+    const byWidth = this.full() ? Math.PI : 2 * Math.atan(Math.tan(this.hfov / 2) / this.aspect());
+    return Math.min(1.75, this.vfov, byWidth);
+  }
   look(dx, dy, inertial = false) {
     if (!inertial) { this.autorotate = false; this.v.interacted("drag"); }
     const perPixel = this.fov / Math.max(1, this.canvas.clientHeight);
     this.yaw += dx * perPixel;
+    this.pitch -= dy * perPixel;
+    this.limit();
+  }
+  limit() {
+    this.fov = clamp(this.fov, Math.min(0.35, this.maxFov()), this.maxFov());
     const half = Math.max(0, (this.vfov - this.fov) / 2);
-    this.pitch = clamp(this.pitch - dy * perPixel, this.voff - half, this.voff + half);
-    if (this.hfov < 2 * Math.PI - 0.01) {
-      const room = Math.max(0, (this.hfov - this.fov * this.aspect()) / 2);
-      this.yaw = clamp(this.yaw, -room, room);
-    }
+    this.pitch = clamp(this.pitch, this.voff - half, this.voff + half);
+    if (!this.full()) this.yaw = clamp(this.yaw, -this.room(), this.room());
   }
   zoom(factor) {
     this.autorotate = false;
-    this.fov = clamp(this.fov * factor, 0.35, Math.min(1.75, this.vfov));
+    this.fov *= factor;
+    this.limit();
     this.v.interacted("zoom");
   }
   orient({ alpha, beta }) {
     this.autorotate = false;
     this.yaw = -alpha * Math.PI / 180;
-    this.pitch = clamp((beta - 90) * Math.PI / 180, this.voff - this.vfov / 2, this.voff + this.vfov / 2);
+    this.pitch = (beta - 90) * Math.PI / 180;
+    this.limit();
   }
   aspect() { return this.canvas.clientWidth / Math.max(1, this.canvas.clientHeight); }
   draw() {
@@ -190,7 +209,10 @@ class PanoramaMode {
     if (!gl || !this.ready) return;
     const ratio = Math.min(2, devicePixelRatio || 1);
     const w = Math.round(this.canvas.clientWidth * ratio), h = Math.round(this.canvas.clientHeight * ratio);
-    if (this.canvas.width !== w || this.canvas.height !== h) { this.canvas.width = w; this.canvas.height = h; }
+    if (this.canvas.width !== w || this.canvas.height !== h) {
+      this.canvas.width = w; this.canvas.height = h;
+      this.limit();
+    }
     gl.viewport(0, 0, w, h);
     const u = this.u;
     gl.uniform1f(u.yaw, this.yaw); gl.uniform1f(u.pitch, this.pitch); gl.uniform1f(u.fov, this.fov);
@@ -222,6 +244,7 @@ class SpinMode {
   // Turntable frames: a coarse set loads first so the product turns at once, the rest fills in.
   constructor(viewer, spec) {
     this.v = viewer;
+    this.spec = spec;
     this.frames = spec.frames || [];
     this.images = new Array(this.frames.length);
     this.index = 0;
@@ -230,6 +253,7 @@ class SpinMode {
   }
   mount(stage) {
     this.img = el("img", { class: "frame", alt: this.v.label("Product, turn to see every side"), draggable: "false" });
+    stage.style.background = this.spec.background || "#fff";  // product shots sit on a light backdrop
     stage.append(this.img);
     const n = this.frames.length;
     if (!n) return this.v.fail("This spin has no frames.");
