@@ -18,11 +18,16 @@ test: setup test-system-packages
 
 setup: system-packages venv db
 
-# Debian packages the service needs (only installed when missing).
+# Debian packages the service needs, only installed when missing: ffmpeg, and OpenCV's Haar cascades
+# (face blurring in videos).
+DEBIAN_PACKAGES := $(if $(shell command -v ffmpeg),,ffmpeg) \
+                   $(if $(wildcard /usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml),,opencv-data)
 system-packages:
-	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { \
-	echo "installing ffmpeg (Debian)"; \
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }
+	@if [ -n "$(strip $(DEBIAN_PACKAGES))" ]; then \
+	  echo "installing Debian packages: $(strip $(DEBIAN_PACKAGES))"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
+	fi
+
 
 # Extra Debian packages the tests use (a real PostgreSQL server, a real Chromium), only when missing.
 TEST_DEBIAN_PACKAGES := $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql) \

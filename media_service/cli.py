@@ -706,3 +706,350 @@ def spins_build(ctx: click.Context, files: tuple[Path, ...], video: Path | None,
     found = (f"; one turn = {revolution['period_frames']} video frames ({revolution['seconds']} s)"
              if revolution else f"; ordered by {manifest.get('ordered_by')}")
     click.echo(f"\n{out_dir / 'manifest.json'}: {manifest['frame_count']} frames{found}")
+
+
+# --- Products and one-tap extraction (issue 5) -----------------------------------------------------
+
+
+def _product_photos(folder: Path, value: str) -> list[Path]:
+    """Photo paths of a CSV cell: separated by '|', relative to the CSV's folder."""
+    paths = []
+    for part in value.split("|"):
+        part = part.strip()
+        if part:
+            path = Path(part)
+            paths.append(path if path.is_absolute() else folder / path)
+    return paths
+
+
+def _product_rows(source: Path) -> list[dict[str, Any]]:
+    """Products of a CSV (columns sku,title,price,currency,url,images) or of a folder of photos.
+
+    In a folder, ``SKU.png`` is a product with one photo and ``SKU/`` a product with every photo inside.
+    """
+    import csv
+
+    image_suffixes = {".png", ".jpg", ".jpeg", ".webp"}
+    if source.is_dir():
+        rows = []
+        for entry in sorted(source.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                photos = sorted(p for p in entry.iterdir() if p.suffix.lower() in image_suffixes)
+            elif entry.suffix.lower() in image_suffixes:
+                photos = [entry]
+            else:
+                continue
+            sku = entry.stem if entry.is_file() else entry.name
+            rows.append({"sku": sku, "title": sku.replace("-", " ").replace("_", " ").title(), "photos": photos})
+        return rows
+    with source.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"sku", "title"} - set(reader.fieldnames or [])
+        if missing:
+            raise click.ClickException(f"{source}: the CSV needs the column(s) {', '.join(sorted(missing))} "
+                                       "(and optionally price, currency, url, images)")
+        rows = []
+        for record in reader:
+            row: dict[str, Any] = {k: (record.get(k) or "").strip()
+                                   for k in ("sku", "title", "price", "currency", "url")}
+            row["photos"] = _product_photos(source.parent, record.get("images") or "")
+            rows.append({k: v for k, v in row.items() if v not in ("", None) or k in {"sku", "title", "photos"}})
+        return rows
+
+
+def _import_photo(app: Flask, session: Any, merchant_id: str, path: Path) -> str:
+    import tempfile
+
+    from media_service.assets import accept_file
+    from media_service.storage import sha256_file
+
+    with tempfile.TemporaryDirectory(dir=Path(app.config["DATA_DIR"])) as tmp:
+        copy = Path(tmp) / "import"
+        shutil.copyfile(path, copy)
+        asset, _created = accept_file(session, app.extensions["storage"], app.config, merchant_id=merchant_id,
+                                      path=copy, sha256=sha256_file(copy), filename=path.name, source="cli")
+        return asset.id
+
+
+@main.group("products")
+def products_group() -> None:
+    """The product catalog that videos are searched for."""
+
+
+@products_group.command("import")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--merchant", "merchant_id", required=True, help="Merchant id (mer_...).")
+@click.option("--update/--skip-existing", default=True, show_default=True,
+              help="Change products whose SKU exists, or leave them.")
+@click.pass_context
+def products_import(ctx: click.Context, source: Path, merchant_id: str, update: bool) -> None:
+    """Import products from SOURCE: a CSV (sku,title,price,currency,url,images with '|'-separated photo
+    paths relative to the CSV) or a folder (SKU.png files and SKU/ folders of photos). Photos are
+    validated like uploads and indexed for detection. Exit status 1 when any row failed."""
+    from media_service import products
+    from media_service.errors import MediaServiceError, NotFound
+    from media_service.models import Merchant
+
+    app = _app(ctx.find_root())
+    upgrade(app.config["DATABASE_URL"])
+    with _db(app).session() as session:
+        if session.get(Merchant, merchant_id) is None:
+            raise click.ClickException(f"no merchant {merchant_id}; see 'media-service merchants list'")
+    rows = _product_rows(source)
+    if not rows:
+        raise click.ClickException(f"no products found in {source}")
+    failures = 0
+    with click.progressbar(rows, label="importing products", item_show_func=lambda r: r["sku"] if r else "",
+                           hidden=not sys.stdout.isatty()) as bar:
+        for row in bar:
+            try:
+                with _db(app).session() as session:
+                    ids = [_import_photo(app, session, merchant_id, photo) for photo in row["photos"]]
+                    body = {k: row[k] for k in ("sku", "title", "price", "currency", "url") if k in row}
+                    fields = products.parse_fields({**body, "image_asset_ids": ids}, partial=False)
+                    try:
+                        existing = products.get_product(session, merchant_id, fields["sku"])
+                    except NotFound:
+                        existing = None
+                    if existing is None:
+                        product = products.create_product(session, app.extensions["storage"], app.config,
+                                                          merchant_id, fields)
+                        verb = "added"
+                    elif update:
+                        product = products.update_product(session, app.extensions["storage"], app.config, existing,
+                                                          fields)
+                        verb = "updated"
+                    else:
+                        click.echo(f"{row['sku']}: exists, skipped")
+                        continue
+                    warnings = [i["warning"] for i in product.images if "warning" in i]
+                    click.echo(f"{product.sku}: {verb}, {len(product.images)} photo(s) indexed"
+                               + (f" (warning: {warnings[0]})" if warnings else ""))
+            except MediaServiceError as exc:
+                failures += 1
+                click.echo(f"{row.get('sku') or '?'}: refused ({exc.code}): {exc.detail}", err=True)
+            except OSError as exc:
+                failures += 1
+                click.echo(f"{row.get('sku') or '?'}: cannot read a photo: {exc}", err=True)
+    if failures:
+        ctx.exit(1)
+
+
+def _workers_alive(app: Flask) -> int:
+    from datetime import timedelta
+
+    from sqlalchemy import func
+
+    from media_service.models import WorkerHeartbeat, utcnow
+
+    with _db(app).session() as session:
+        since = utcnow() - timedelta(seconds=max(10.0, 4 * app.config["JOB_POLL_SECONDS"]))
+        return session.scalar(select(func.count()).select_from(WorkerHeartbeat)
+                              .where(WorkerHeartbeat.seen_at >= since)) or 0
+
+
+def _videos_group() -> click.Group:
+    existing = main.commands.get("videos")
+    if isinstance(existing, click.Group):
+        return existing
+
+    @main.group("videos")
+    def videos_fallback() -> None:
+        """Videos."""
+
+    return videos_fallback
+
+
+@_videos_group().command("index")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--merchant", "merchant_id", required=True, help="Merchant id (mer_...).")
+@click.option("--detector", type=click.Choice(["catalog", "torchvision", "none"]), default=None,
+              help="Default: the PRODUCT_DETECTOR setting.")
+@click.option("--fps", type=float, default=None, help="Frames searched per second (default: INDEX_FPS).")
+@click.option("--force", is_flag=True, help="Index again even if this catalog already indexed this video.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write contact_sheet.jpg and tracks.json here.")
+@click.option("--workers", type=int, default=None,
+              help="Start a local worker with N job processes (default: 1 if none is running; 0: never).")
+@click.option("--timeout", type=float, default=3600.0, show_default=True)
+@click.pass_context
+def videos_index(ctx: click.Context, file: Path, merchant_id: str, detector: str | None, fps: float | None,
+                 force: bool, out_dir: Path | None, workers: int | None, timeout: float) -> None:
+    """Import FILE as a video of the merchant (if new), find and track the catalog's products in it, and
+    print the tracks. Runs as a videos.index job, so the API answers taps on it afterwards."""
+    from media_service import product_index
+    from media_service.errors import MediaServiceError
+    from media_service.jobs.base import FINISHED_STATES
+    from media_service.models import Job, Merchant, VideoIndex
+
+    app = _app(ctx.find_root())
+    upgrade(app.config["DATABASE_URL"])
+    with _db(app).session() as session:
+        if session.get(Merchant, merchant_id) is None:
+            raise click.ClickException(f"no merchant {merchant_id}; see 'media-service merchants list'")
+    body: dict[str, Any] = {"force": force}
+    if detector:
+        body["detector"] = detector
+    if fps is not None:
+        body["fps"] = fps
+    try:
+        with _db(app).session() as session:
+            asset_id = _import_photo(app, session, merchant_id, file)
+            index, job, created = product_index.start_index(session, app.config, merchant_id, asset_id, body)
+            index_id, job_id = index.id, job.id
+    except MediaServiceError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
+    click.echo(f"{file.name}: asset {asset_id}, index {index_id} ({'queued' if created else 'already there'})")
+    pool = None
+    if workers is None and _workers_alive(app) == 0:
+        workers = 1
+    if workers:
+        pool = subprocess.Popen([sys.executable, "-m", "media_service", "worker", "--concurrency", str(workers)],
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        with click.progressbar(length=100, label="indexing", hidden=not sys.stdout.isatty()) as bar:
+            while True:
+                with _db(app).session() as session:
+                    job_row = session.get(Job, job_id)
+                    state, progress, error = job_row.state, int(job_row.progress), job_row.error
+                bar.update(max(0, progress - bar.pos))
+                if state in FINISHED_STATES or time.monotonic() > deadline:
+                    break
+                time.sleep(0.3)
+    finally:
+        if pool is not None:
+            pool.send_signal(signal.SIGTERM)
+            try:
+                pool.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pool.kill()
+    if state != "succeeded":
+        raise click.ClickException(f"index {index_id}: {state}" + (f" ({error.get('detail')})" if error else ""))
+    with _db(app).session() as session:
+        index_row = session.get(VideoIndex, index_id)
+        tracks = product_index.list_tracks(session, index_row)
+        click.echo(f"\n{len(tracks)} product track(s) in {index_row.frame_count} frames "
+                   f"({index_row.stats.get('frames_per_second')} frames/s):")
+        for track in tracks:
+            click.echo(f"  #{track.number:<3} {product_index.effective_sku(track) or '?':<24} "
+                       f"{track.start_t:7.2f}-{track.end_t:7.2f} s  confidence {track.sku_confidence:.2f}  "
+                       f"{track.id}")
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            storage = app.extensions["storage"]
+            for name in ("contact_sheet.jpg", "tracks.json"):
+                with storage.open(f"{index_row.output_prefix}/{name}") as source, (out_dir / name).open("wb") as target:
+                    shutil.copyfileobj(source, target)
+            click.echo(f"contact sheet: {out_dir / 'contact_sheet.jpg'}")
+
+
+def _models_group() -> click.Group:
+    existing = main.commands.get("models")
+    if isinstance(existing, click.Group):
+        return existing
+
+    @main.group("models")
+    def models_group() -> None:
+        """Model weights: fine-tuned detectors and the manifest."""
+
+    return models_group
+
+
+@_models_group().command("train-detector")
+@click.option("--merchant", "merchant_id", required=True, help="Whose catalog and videos to train on.")
+@click.option("--name", default=None, help="Manifest name (default: detector-<merchant id>, what TORCHVISION_MODEL "
+                                           "looks for).")
+@click.option("--architecture", default="fasterrcnn_mobilenet_v3_large_320_fpn", show_default=True,
+              type=click.Choice(["fasterrcnn_mobilenet_v3_large_fpn", "fasterrcnn_mobilenet_v3_large_320_fpn",
+                                 "retinanet_resnet50_fpn", "ssdlite320_mobilenet_v3_large", "tiny_fasterrcnn"]))
+@click.option("--steps", default=3000, show_default=True, type=int)
+@click.option("--batch-size", default=8, show_default=True, type=int)
+@click.option("--image-size", default=320, show_default=True, type=int)
+@click.option("--learning-rate", default=0.01, show_default=True, type=float)
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cuda or cpu.")
+@click.option("--videos", "video_count", default=10, show_default=True, type=int,
+              help="Backgrounds come from this many of the merchant's newest videos.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.pass_context
+def models_train_detector(ctx: click.Context, merchant_id: str, name: str | None, architecture: str, steps: int,
+                          batch_size: int, image_size: int, learning_rate: float, device: str, video_count: int,
+                          seed: int) -> None:
+    """Fine-tune a torchvision detector on the merchant's catalog: product photos composited onto frames of
+    the merchant's videos (scale, perspective, light, blur), saved under models/ with its sha256."""
+    import numpy as np
+
+    from media_service.detection.catalog import estimate_alpha
+    from media_service.detection.frames import VideoGeometry, stream_frames
+    from media_service.detection.training import TrainingConfig, save_detector, train_detector
+    from media_service.errors import MediaServiceError
+    from media_service.ingest.images import open_image_as_array
+    from media_service.model_files import MODELS_DIR
+    from media_service.models import Asset, Product
+
+    app = _app(ctx.find_root())
+    settings = app.config
+    storage = app.extensions["storage"]
+    name = name or f"detector-{merchant_id}"
+    catalog: list[tuple[str, list[Any]]] = []
+    backgrounds: list[Any] = []
+    try:
+        with _db(app).session() as session:
+            for product in session.scalars(select(Product).where(Product.merchant_id == merchant_id)
+                                           .order_by(Product.sku)):
+                photos = []
+                for image in product.images or []:
+                    asset = session.get(Asset, image["asset_id"])
+                    if asset is None:
+                        continue
+                    with storage.local_path(asset.storage_key) as path:
+                        pixels = open_image_as_array(path, settings)
+                    if pixels.shape[2] == 3:
+                        pixels = np.dstack([pixels, estimate_alpha(pixels)])
+                    photos.append(pixels)
+                if photos:
+                    catalog.append((product.sku, photos))
+            videos = session.scalars(select(Asset).where(Asset.merchant_id == merchant_id, Asset.kind == "video")
+                                     .order_by(Asset.created_at.desc()).limit(video_count)).all()
+            for video in videos:
+                with storage.local_path(video.storage_key) as path:
+                    geometry = VideoGeometry.probe(path, video.format, settings)
+                    rate = min(1.0, 12 / max(geometry.duration or 12.0, 1.0))
+                    backgrounds += [f.image.copy() for f in stream_frames(path, demuxer=video.format, geometry=geometry,
+                                                                          fps=rate, max_side=640, settings=settings,
+                                                                          limit=12)]
+    except MediaServiceError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
+    if not catalog:
+        raise click.ClickException("the merchant has no product with a photo; import products first")
+    if not backgrounds:
+        raise click.ClickException("the merchant has no video to take backgrounds from; upload or index one first")
+    click.echo(f"training {architecture} on {len(catalog)} product(s), {len(backgrounds)} background frames")
+    config = TrainingConfig(architecture=architecture, image_size=image_size, steps=steps, batch_size=batch_size,
+                            learning_rate=learning_rate, device=device, seed=seed,
+                            warmup_steps=min(100, max(1, steps // 10)))
+    losses: list[float] = []
+    try:
+        with click.progressbar(length=steps, label="training", hidden=not sys.stdout.isatty()) as bar:
+            def on_step(step: int, loss: float) -> None:
+                losses.append(loss)
+                bar.update(1)
+                if not sys.stdout.isatty() and (step % max(1, steps // 10) == 0 or step == steps - 1):
+                    click.echo(f"step {step + 1}/{steps}: loss {loss:.3f}")
+
+            result = train_detector(catalog, backgrounds, config, on_step=on_step)
+    except MediaServiceError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
+    models_dir = Path(settings["MODELS_DIR"]) if settings.get("MODELS_DIR") else MODELS_DIR
+    from datetime import UTC, datetime
+
+    entry = save_detector(result, models_dir, name, image_size=image_size,
+                          source=f"media-service models train-detector, merchant {merchant_id}, {architecture}, "
+                                 f"{steps} steps on {result.device}, {datetime.now(UTC):%Y-%m-%d}")
+    head, tail = sum(losses[:10]) / max(1, len(losses[:10])), sum(losses[-10:]) / max(1, len(losses[-10:]))
+    click.echo(f"saved {models_dir / entry['file']} (sha256 {entry['sha256'][:12]}...) in {result.seconds:.0f} s; "
+               f"loss {head:.3f} -> {tail:.3f}")
+    click.echo(f"index with it: POST /v1/videos/<id>/index {{\"detector\": \"torchvision\"}} "
+               f"(TORCHVISION_MODEL finds '{name}')")

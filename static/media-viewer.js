@@ -198,9 +198,12 @@ class PanoramaMode {
     this.v.interacted("zoom");
   }
   orient({ alpha, beta }) {
+    // relative to the view when motion started: turning the phone turns the view from where it was
     this.autorotate = false;
-    this.yaw = -alpha * Math.PI / 180;
-    this.pitch = (beta - 90) * Math.PI / 180;
+    if (!this.origin) this.origin = { alpha, beta, yaw: this.yaw, pitch: this.pitch };
+    const turn = ((alpha - this.origin.alpha + 540) % 360) - 180;
+    this.yaw = this.origin.yaw - turn * Math.PI / 180;
+    this.pitch = this.origin.pitch + (beta - this.origin.beta) * Math.PI / 180;
     this.limit();
   }
   aspect() { return this.canvas.clientWidth / Math.max(1, this.canvas.clientHeight); }

@@ -79,8 +79,9 @@ def test_panorama_renders_drags_and_follows_the_gyroscope(app: Flask, page: Page
     assert _changed(start, dragged) > 5
     page.locator("media-viewer").evaluate("""(v) => [...v.shadowRoot.querySelectorAll('button')]
         .find((b) => b.textContent === 'Motion').click()""")
-    page.evaluate("""() => window.dispatchEvent(new DeviceOrientationEvent('deviceorientation',
-        {alpha: 40, beta: 95, gamma: 0}))""")
+    for alpha, beta in ((0, 90), (330, 95)):  # the phone turns 30 degrees to the right and tips a little
+        page.evaluate(f"""() => window.dispatchEvent(new DeviceOrientationEvent('deviceorientation',
+            {{alpha: {alpha}, beta: {beta}, gamma: 0}}))""")
     page.wait_for_timeout(500)
     turned = _pixels(page)
     shot(page, "panorama-gyroscope")
