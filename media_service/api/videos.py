@@ -14,12 +14,14 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request, send_file, url_for
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from media_service.api.common import created, idempotency_key, json_body, page
 from media_service.assets import get_asset
 from media_service.auth import current_merchant_id, require
 from media_service.db import end_read, get_session
-from media_service.errors import BadRequest, Forbidden, NotFound
+from media_service.embed import embed_provider
+from media_service.errors import BadRequest, Conflict, Forbidden, NotFound
 from media_service.jobs.base import FAILED, QUEUED, RUNNING
 from media_service.models import Job, Video, VideoPolicy, utcnow
 from media_service.pipelines.video_records import (
@@ -28,6 +30,7 @@ from media_service.pipelines.video_records import (
     VIDEO_STATES,
     create_video,
     file_signature,
+    file_urls,
     get_video,
     moderate,
     reapply_policy,
@@ -212,3 +215,18 @@ def _compare(expected: str, given: str) -> bool:
     import hmac
 
     return hmac.compare_digest(expected, given)
+
+
+@embed_provider("video")
+def describe_video_for_embed(session: Session, merchant_id: str, video_id: str) -> dict[str, Any]:
+    """A published video for the widget: HLS with the MP4 fallback, poster and storyboard."""
+    video = get_video(session, merchant_id, video_id)
+    if video.state != "ready" or video.moderation_status != "approved":
+        raise Conflict("this video is not published yet; embed it once it is ready and approved", code="not_ready")
+    config = current_app.config
+    urls = file_urls(video, purpose="public", secret=config["SECRET_KEY"], base_url=_base_url(),
+                     seconds=config["SIGNED_URL_SECONDS"])
+    return {"mode": "video", "title": video.sku or "", "video": {
+        "hls": urls["hls"], "mp4": urls["mp4"], "poster": urls["poster"], "storyboard": urls["storyboard"]["vtt"],
+        "width": video.width, "height": video.height, "duration": video.duration,
+        "muted": video.profile == "homepage"}}

@@ -120,3 +120,37 @@ def test_spin_turns_with_drag_and_tilt(app: Flask, page: Page, live_server: Live
     page.evaluate("() => window.dispatchEvent(new DeviceOrientationEvent('deviceorientation', {gamma: 60}))")
     tilted = page.locator("media-viewer").evaluate("(v) => v.shadowRoot.querySelector('img.frame').dataset.frame")
     assert tilted not in {after, None}
+
+
+def test_video_plays_with_poster_and_storyboard(app: Flask, page: Page, live_server: LiveServer, host_site: HostSite,
+                                                data_dir: Path, merchant: MerchantCredentials) -> None:
+    asset = upload(live_server, merchant, "video/flower.mp4")
+    created = requests.post(f"{live_server.url}/v1/videos", headers=merchant.headers, timeout=30,
+                            json={"asset_id": asset["id"], "profile": "promo"})
+    assert created.status_code == 202, created.text
+    worker = start_worker(data_dir)
+    try:
+        video = _wait_ready(live_server, merchant, f"/v1/videos/{created.json()['id']}", timeout=300)
+    finally:
+        stop_process(worker)
+    assert video["published"]
+    minted = mint(live_server, merchant, video["id"], host_site.origin)
+    host_site.pages["video.html"] = host_page(minted)
+    page.goto(host_site.url("video.html"))
+    page.wait_for_selector("media-viewer[data-rendered][data-mode=video]", timeout=30_000)
+    source = page.locator("media-viewer").evaluate("(v) => v.shadowRoot.querySelector('video').currentSrc")
+    assert source.endswith(("master.m3u8", "video.mp4"))
+    page.locator("media-viewer").evaluate("(v) => { const m = v.shadowRoot.querySelector('video'); m.muted = true; "
+                                          "m.currentTime = 2.5; }")
+    page.wait_for_timeout(1000)
+    frame = _pixels(page)
+    shot(page, "video-frame")
+    assert frame.std() > 10
+    # hovering the seek bar shows a storyboard thumbnail
+    bar = page.locator("media-viewer").evaluate("""(v) => { const r = v.shadowRoot.querySelector('.scrub')
+        .getBoundingClientRect(); return [r.x + r.width * 0.7, r.y + r.height / 2]; }""")
+    page.mouse.move(bar[0], bar[1])
+    page.wait_for_timeout(800)
+    shown = page.locator("media-viewer").evaluate("(v) => getComputedStyle(v.shadowRoot.querySelector('.thumb')).display")
+    shot(page, "video-storyboard")
+    assert shown == "block"
