@@ -18,7 +18,6 @@ from media_service import create_app
 from media_service.db import upgrade
 from tests.conftest import add_merchant, make_test_config
 
-
 # tus PATCH bodies are plain bytes, like application/octet-stream
 schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
 

@@ -75,7 +75,7 @@ def test_tampered_expired_and_alg_none_tokens_are_refused(app, client: FlaskClie
 
 
 def test_expiry(app, client: FlaskClient, merchant: MerchantCredentials, image_id: str, monkeypatch) -> None:
-    token, grant = mint_token(app.config["SECRET_KEY"], merchant_id=merchant.merchant_id, kind="asset",
+    token, _grant = mint_token(app.config["SECRET_KEY"], merchant_id=merchant.merchant_id, kind="asset",
                               target_id=image_id, origins=[SHOP], ttl_seconds=60)
     real_time = time.time
     monkeypatch.setattr(time, "time", lambda: real_time() + 61)  # the clock, not a component

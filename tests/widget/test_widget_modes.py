@@ -15,7 +15,7 @@ from flask import Flask
 from PIL import Image
 from playwright.sync_api import Page
 
-from tests.conftest import LiveServer, MerchantCredentials, media, start_worker, stop_process
+from tests.conftest import LiveServer, MerchantCredentials, start_worker, stop_process
 from tests.widget.conftest import HostSite, shot
 from tests.widget.test_widget_embed import host_page, mint, upload
 
@@ -151,6 +151,7 @@ def test_video_plays_with_poster_and_storyboard(app: Flask, page: Page, live_ser
         .getBoundingClientRect(); return [r.x + r.width * 0.7, r.y + r.height / 2]; }""")
     page.mouse.move(bar[0], bar[1])
     page.wait_for_timeout(800)
-    shown = page.locator("media-viewer").evaluate("(v) => getComputedStyle(v.shadowRoot.querySelector('.thumb')).display")
+    shown = page.locator("media-viewer").evaluate(
+        "(v) => getComputedStyle(v.shadowRoot.querySelector('.thumb')).display")
     shot(page, "video-storyboard")
     assert shown == "block"
