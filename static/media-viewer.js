@@ -260,10 +260,12 @@ class SpinMode {
     stage.append(this.img);
     const n = this.frames.length;
     if (!n) return this.v.fail("This spin has no frames.");
-    const step = Math.max(1, Math.round(n / 12));
-    const coarse = [...Array(n).keys()].filter((i) => i % step === 0);
+    // the first frame alone, then a coarse turn (every ~30 degrees), then the rest
+    const step = Math.max(2, Math.round(n / 12));
+    const coarse = [...Array(n).keys()].filter((i) => i > 0 && i % step === 0);
     const rest = [...Array(n).keys()].filter((i) => i % step !== 0);
-    this.load(coarse).then(() => { this.show(0); this.v.rendered(); return this.load(rest); });
+    this.load([0]).then(() => { this.show(0); this.v.rendered(); return this.load(coarse); })
+      .then(() => this.load(rest));
     let carry = 0;
     this.v.addDrag(this.img, (dx) => {
       carry += dx;
