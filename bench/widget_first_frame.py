@@ -70,14 +70,13 @@ def measure(browser, url: str, ready_js: str, runs: int) -> tuple[float, int]:
         cdp = context.new_cdp_session(page)
         cdp.send("Network.enable")
         cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
-        transferred = [0]
-        cdp.on("Network.loadingFinished", lambda event: transferred.__setitem__(0, transferred[0]
-                                                                               + event["encodedDataLength"]))
+        finished: list[float] = []
+        cdp.on("Network.loadingFinished", lambda event, sink=finished: sink.append(event["encodedDataLength"]))
         page.goto(url)
         elapsed = page.evaluate(ready_js)
         page.wait_for_timeout(200)  # let the last loadingFinished events arrive
         times.append(elapsed)
-        sizes.append(transferred[0])
+        sizes.append(int(sum(finished)))
         context.close()
     return statistics.median(times), int(statistics.median(sizes))
 
