@@ -74,7 +74,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_MULTIPART_BYTES", 256 * MiB, int,
             "Largest body of POST /v1/assets; bigger files go through tus resumable uploads."),
     Setting("UPLOAD_EXPIRY_SECONDS", 24 * 3600, int, "How long an unfinished tus upload is kept."),
-    Setting("UPLOAD_CHUNK_BYTES", 256 * 1024, int,
+    Setting("UPLOAD_CHUNK_BYTES", 1 * MiB, int,
             "Read block of a PATCH body; a body cut mid-block loses at most this much (the client resends it)."),
     Setting("UPLOAD_READ_TIMEOUT_SECONDS", 60.0, float,
             "A PATCH body that sends nothing for this long is cut (what arrived is kept) and its lock freed."),

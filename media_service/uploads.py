@@ -40,7 +40,7 @@ from media_service.errors import (
 )
 from media_service.models import Upload, utcnow
 from media_service.storage import Storage, sha256_file
-from media_service.storage.base import storage_full_as_error
+from media_service.storage.base import OverlappedHash, storage_full_as_error
 
 log = logging.getLogger(__name__)
 
@@ -250,45 +250,50 @@ def _write_chunk(settings: Mapping[str, Any], upload: Upload, body: BinaryIO, re
     path = part_path(settings, upload.id)
     # The whole-file hash is advanced on a copy, adopted only once the chunk is kept.
     previous = _HASHES.take(upload.id, upload.offset)
-    whole = previous.copy() if previous is not None else None
+    whole = OverlappedHash(previous.copy()) if previous is not None else None
     chunk_hash = CHECKSUM_ALGORITHMS[checksum[0]]() if checksum else None
     block_size = settings["UPLOAD_CHUNK_BYTES"]
     written = 0
-    with path.open("r+b" if path.exists() else "w+b") as handle:
-        handle.truncate(upload.offset)  # drop bytes past the committed offset (an earlier cut write)
-        handle.seek(upload.offset)
-        try:
-            while block := body.read(block_size):
-                written += len(block)
-                if written > remaining:
+    try:
+        with path.open("r+b" if path.exists() else "w+b") as handle:
+            handle.truncate(upload.offset)  # drop bytes past the committed offset (an earlier cut write)
+            handle.seek(upload.offset)
+            try:
+                while block := body.read(block_size):
+                    written += len(block)
+                    if written > remaining:
+                        handle.truncate(upload.offset)
+                        raise PayloadTooLarge("the body goes past Upload-Length", code="chunk_past_length")
+                    try:
+                        with storage_full_as_error():
+                            handle.write(block)
+                    except MediaServiceError:
+                        handle.truncate(upload.offset)
+                        raise
+                    if chunk_hash is not None:
+                        chunk_hash.update(block)
+                    if whole is not None:
+                        whole.update(block)
+            except MediaServiceError:
+                raise
+            except Exception as exc:  # the client went away mid-body
+                if checksum is not None:
                     handle.truncate(upload.offset)
-                    raise PayloadTooLarge("the body goes past Upload-Length", code="chunk_past_length")
-                try:
-                    with storage_full_as_error():
-                        handle.write(block)
-                except MediaServiceError:
-                    handle.truncate(upload.offset)
-                    raise
-                if chunk_hash is not None:
-                    chunk_hash.update(block)
-                if whole is not None:
-                    whole.update(block)
-        except MediaServiceError:
-            raise
-        except Exception as exc:  # the client went away mid-body
-            if checksum is not None:
+                    raise BadRequest("the connection ended before the whole chunk arrived; resume from HEAD's "
+                                     "offset", code="incomplete_chunk") from exc
+                log.info("upload %s: body cut after %d bytes (%s); keeping them", upload.id, written, exc)
+            if checksum is not None and chunk_hash is not None and chunk_hash.digest() != checksum[1]:
                 handle.truncate(upload.offset)
-                raise BadRequest("the connection ended before the whole chunk arrived; resume from HEAD's "
-                                 "offset", code="incomplete_chunk") from exc
-            log.info("upload %s: body cut after %d bytes (%s); keeping them", upload.id, written, exc)
-        if checksum is not None and chunk_hash is not None and chunk_hash.digest() != checksum[1]:
-            handle.truncate(upload.offset)
-            raise ChecksumMismatch(f"the chunk's {checksum[0]} does not match Upload-Checksum; it was "
-                                   "discarded, send it again", code="checksum_mismatch")
-        handle.flush()
-        os.fsync(handle.fileno())
+                raise ChecksumMismatch(f"the chunk's {checksum[0]} does not match Upload-Checksum; it was "
+                                       "discarded, send it again", code="checksum_mismatch")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        if whole is not None:
+            whole.finish()  # stop its thread; the hash is dropped with the failed chunk
+        raise
     if whole is not None:
-        _HASHES.put(upload.id, upload.offset + written, whole)
+        _HASHES.put(upload.id, upload.offset + written, whole.finish())
     return written
 
 

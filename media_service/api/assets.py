@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -17,7 +16,7 @@ from media_service.auth import current_merchant_id, require
 from media_service.db import get_session
 from media_service.errors import BadRequest, PayloadTooLarge
 from media_service.models import Asset
-from media_service.storage.base import storage_full_as_error
+from media_service.storage.base import OverlappedHash, storage_full_as_error
 from media_service.uploads import uploads_dir
 
 bp = Blueprint("assets", __name__, url_prefix="/v1/assets")
@@ -29,7 +28,7 @@ class HashingSpoolFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: BinaryIO = path.open("w+b")
-        self.sha256 = hashlib.sha256()
+        self.sha256 = OverlappedHash()
         self.size = 0
 
     def write(self, data: bytes) -> int:
@@ -54,6 +53,7 @@ class MediaRequest(Request):
 
 def remove_spool_files(_exc: BaseException | None = None) -> None:
     for spool in g.pop("spool_files", []):
+        spool.sha256.finish()
         spool.close()
         spool.path.unlink(missing_ok=True)
 
@@ -88,7 +88,7 @@ def upload_asset() -> Any:
         raise BadRequest("the file is empty", code="empty_file")
     session = get_session()
     asset, was_created = accept_file(session, current_app.extensions["storage"], current_app.config,
-                                     merchant_id=merchant_id, path=spool.path, sha256=spool.sha256.hexdigest(),
+                                     merchant_id=merchant_id, path=spool.path, sha256=spool.sha256.finish().hexdigest(),
                                      filename=upload.filename or "", source="multipart")
     return created(asset_to_dict(asset), url_for("assets.get_asset", asset_id=asset.id),
                    201 if was_created else 200)

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import queue
 import re
 import shutil
 import tempfile
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from media_service.errors import BadRequest, InsufficientStorage
 
@@ -101,6 +103,36 @@ def storage_full_as_error() -> Iterator[None]:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise InsufficientStorage("the service's storage is full; nothing was kept, try again later") from exc
         raise
+
+
+class OverlappedHash:
+    """A hashlib object fed on a helper thread, so hashing overlaps socket reads and disk writes.
+
+    hashlib releases the GIL on large buffers; on an upload this takes the ~0.5 s per GiB of SHA-256 off
+    the request's critical path. The queue is bounded, so memory stays flat.
+    """
+
+    def __init__(self, digest: Any | None = None, *, depth: int = 16) -> None:
+        self._digest = digest if digest is not None else hashlib.sha256()
+        self._blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._run, name="overlapped-hash", daemon=True)
+        self._thread.start()
+        self._finished = False
+
+    def _run(self) -> None:
+        while (block := self._blocks.get()) is not None:
+            self._digest.update(block)
+
+    def update(self, block: bytes | bytearray | memoryview) -> None:
+        self._blocks.put(block if isinstance(block, bytes) else bytes(block))
+
+    def finish(self) -> Any:
+        """Wait for the queued blocks and return the underlying hashlib object."""
+        if not self._finished:
+            self._finished = True
+            self._blocks.put(None)
+            self._thread.join()
+        return self._digest
 
 
 def sha256_file(path: Path, chunk_size: int = 1024 * 1024) -> str:
