@@ -423,19 +423,20 @@ class VideoMode {
     if (!product) return;
     this.video.pause();
     const card = this.card = el("div", { class: "card", role: "dialog", "aria-label": product.title || product.sku });
-    if (answer.cutout_url) card.append(el("img", { src: answer.cutout_url, alt: product.title || "" }));
+    const picture = (answer.cutout && answer.cutout.url) || product.image_url;
+    if (picture) card.append(el("img", { src: picture, alt: product.title || "" }));
     card.append(el("h3", {}, product.title || product.sku));
-    if (product.price != null) card.append(el("p", {}, String(product.price)));
+    if (product.price != null) card.append(el("p", {}, `${product.price} ${product.currency || ""}`.trim()));
     const add = el("button", { class: "add" }, "Add to cart");
     add.addEventListener("click", () => {
-      const detail = { sku: product.sku, title: product.title, price: product.price, url: product.url,
-        tap_id: answer.tap_id || null };
+      const detail = { sku: product.sku, title: product.title, price: product.price, currency: product.currency,
+        url: product.url };
       this.v.emit("add-to-cart", detail);
       this.v.interacted("add_to_cart", { sku: product.sku });
-      if (this.cartUrl && answer.tap_id) {
+      if (this.cartUrl && answer.cart) {  // the merchant's signed cart webhook, when configured
         fetch(this.cartUrl, { method: "POST", credentials: "omit", mode: "cors",
-          headers: { "Content-Type": "application/json" }, body: JSON.stringify({ tap_id: answer.tap_id }) })
-          .catch(() => {});
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ cart_token: answer.cart.token, sku: product.sku }) }).catch(() => {});
       }
       card.remove();
     });

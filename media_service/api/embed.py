@@ -129,6 +129,11 @@ def manifest(token: str) -> Response:
     described = describe_target(get_session(), grant.kind, grant.merchant_id, grant.target_id)
     body = {"version": 1, "target": {"kind": grant.kind, "id": grant.target_id}, "expires_at": grant.expires_at,
             "events_url": url_for("embed.events", token=token, _external=True), **described}
+    if described.get("mode") == "video" and "video_index.tap" in current_app.view_functions:
+        # shoppers tap products in the video (one-tap extraction), with this token as their credential
+        body["taps_url"] = url_for("video_index.tap", video_id=grant.target_id, embed_token=token, _external=True)
+        body["cart_url"] = url_for("video_index.add_to_cart", video_id=grant.target_id, embed_token=token,
+                                   _external=True)
     response = current_app.json.response(body)
     response.headers["Cache-Control"] = "private, max-age=60"
     return _cors(response, origin)
