@@ -91,12 +91,17 @@ def test_iframe_embed_is_framed_only_by_allowed_origins(page: Page, live_server:
     allowed = mint(live_server, merchant, asset["id"], host_site.origin)
     other = mint(live_server, merchant, asset["id"], "https://shop.example")
     frame = "<iframe id='f' src='{}' width='640' height='400' style='border:0'></iframe>"
-    host_site.pages["iframe.html"] = host_page({"html": frame.format(allowed["iframe_url"])})
+    listener = ("<script>window.messages = []; window.addEventListener('message', "
+                "(e) => window.messages.push({origin: e.origin, type: e.data && e.data.type}));</script>")
+    host_site.pages["iframe.html"] = host_page({"html": listener + frame.format(allowed["iframe_url"])})
     host_site.pages["blocked.html"] = host_page({"html": frame.format(other["iframe_url"])})
     page.goto(host_site.url("iframe.html"))
     inner = page.frame_locator("#f")
     inner.locator("media-viewer[data-rendered]").wait_for(timeout=15_000)
     shot(page, "iframe-embed")
+    # the framed widget told its parent, and only from the service's own origin
+    page.wait_for_function("() => window.messages.length > 0", timeout=5_000)
+    assert page.evaluate("() => window.messages") == [{"origin": live_server.url, "type": "media-viewer:rendered"}]
     page.goto(host_site.url("blocked.html"))
     page.wait_for_timeout(2000)
     child = page.frames[1] if len(page.frames) > 1 else None
