@@ -871,12 +871,12 @@ def _videos_group() -> click.Group:
 @click.option("--force", is_flag=True, help="Index again even if this catalog already indexed this video.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write contact_sheet.jpg and tracks.json here.")
-@click.option("--workers", type=int, default=None,
-              help="Start a local worker with N job processes (default: 1 if none is running; 0: never).")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Job processes of a local worker started for this command (0: rely on running workers).")
 @click.option("--timeout", type=float, default=3600.0, show_default=True)
 @click.pass_context
 def videos_index(ctx: click.Context, file: Path, merchant_id: str, detector: str | None, fps: float | None,
-                 force: bool, out_dir: Path | None, workers: int | None, timeout: float) -> None:
+                 force: bool, out_dir: Path | None, workers: int, timeout: float) -> None:
     """Import FILE as a video of the merchant (if new), find and track the catalog's products in it, and
     print the tracks. Runs as a videos.index job, so the API answers taps on it afterwards."""
     from media_service import product_index
@@ -903,11 +903,11 @@ def videos_index(ctx: click.Context, file: Path, merchant_id: str, detector: str
         raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
     click.echo(f"{file.name}: asset {asset_id}, index {index_id} ({'queued' if created else 'already there'})")
     pool = None
-    if workers is None and _workers_alive(app) == 0:
-        workers = 1
-    if workers:
+    if workers > 0:  # jobs are claimed atomically: running beside other workers is safe
         pool = subprocess.Popen([sys.executable, "-m", "media_service", "worker", "--concurrency", str(workers)],
                                 start_new_session=True)
+    elif _workers_alive(app) == 0:
+        click.echo("warning: no worker seems to be running; start 'media-service worker'", err=True)
     try:
         deadline = time.monotonic() + timeout
         with click.progressbar(length=100, label="indexing", hidden=not sys.stdout.isatty()) as bar:

@@ -407,9 +407,10 @@ class VideoIndex(Base):
 class ProductTrack(Base):
     """A product followed through an indexed video: its boxes over time, SKU votes and the merchant's review.
 
-    ``samples``: ``{"frame", "t", "box": [x0, y0, x1, y1], "score", "sku", "polygon"}`` with coordinates
-    normalised to 0..1 of the displayed frame. ``state`` is ``detected``, ``confirmed`` (the merchant
-    confirmed or corrected the SKU into ``confirmed_sku``) or ``rejected`` (never offered to shoppers).
+    ``samples``: ``{"frame", "t", "box": [x0, y0, x1, y1], "score", "sku", "cut": [x0, y0, x1, y1]}`` with
+    coordinates normalised to 0..1 of the displayed frame (``cut``: the box of the product's outline).
+    ``state`` is ``detected``, ``confirmed`` (the merchant confirmed or corrected the SKU into
+    ``confirmed_sku``) or ``rejected`` (never offered to shoppers).
     """
 
     __tablename__ = "product_tracks"
@@ -424,6 +425,9 @@ class ProductTrack(Base):
     start_t: Mapped[float] = mapped_column(Float)
     end_t: Mapped[float] = mapped_column(Float)
     samples: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # One outline polygon (or null) per sample, for rendering cut-outs; not loaded with the row (taps
+    # only need the samples, and parsing every outline on every tap would dominate their latency).
+    outlines: Mapped[list[Any]] = mapped_column(JSON, default=list, deferred=True)
     state: Mapped[str] = mapped_column(String(16), default="detected")
     confirmed_sku: Mapped[str | None] = mapped_column(String(100), default=None)
     reviewed_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -385,14 +385,20 @@ class TapService:
 
     def answer(self, asset: Asset, video_id: str, tap: Tap) -> dict[str, Any]:
         index = latest_index(self.session, self.merchant_id, asset.id, ready=True)
+        entries = catalog_entries(self.session, self.merchant_id)
         if index is not None:
             found = self._from_tracks(index, tap)
             if found == HIDDEN:
                 return self._empty(video_id, tap, "the merchant hid the product found here")
             if found is not None:
                 return self._respond(asset, video_id, tap, **found)
-        if self.settings["TAP_ON_DEMAND"]:
-            found = self._on_demand(asset, index, tap)
+            if tap.point is not None and index.detector == "catalog" \
+                    and index.catalog_fingerprint == catalog_fingerprint(entries):
+                # The index ran this detector with this catalog on this very frame: a point tap with no
+                # track under it has nothing to find. A lasso (a deliberate circle) still gets a look.
+                return self._empty(video_id, tap, "no product of the catalog at this place and time")
+        if self.settings["TAP_ON_DEMAND"] and entries:
+            found = self._on_demand(asset, index, tap, entries)
             if found is not None:
                 return self._respond(asset, video_id, tap, **found)
         return self._empty(video_id, tap, "no product of the catalog at this place and time")
@@ -437,26 +443,15 @@ class TapService:
                 "frame_t": sample["t"]}
 
     def _track_cutout(self, index: VideoIndex, track: ProductTrack, sample: Mapping[str, Any]) -> dict[str, Any] | None:
-        key = f"{index.output_prefix}/cutouts/{track.number}-{sample['frame']}.png"
+        """A signed URL that renders the cut-out when first fetched (the tap itself stays a lookup)."""
+        cut = sample.get("cut")
+        if not cut or not index.output_prefix:
+            return None
         width, height = index.width or 1, index.height or 1
-        if not self.storage.exists(key):
-            polygon = sample.get("polygon")
-            if not polygon or not index.output_prefix:
-                return None
-            with self.storage.open(f"{index.output_prefix}/frames.pack") as handle:
-                frame = read_packed_frame(handle, int(sample["frame"]))
-            if frame is None:
-                return None
-            cut = render_cutout(frame, np.array(polygon, np.float32) * [frame.shape[1], frame.shape[0]])
-            if cut is None:
-                return None
-            self.storage.put_stream(key, io.BytesIO(encode_png(cut.rgba)))
-            box = cut.box
-        else:
-            points = np.array(sample.get("polygon") or [[0, 0]], np.float32) * [width, height]
-            box = (int(points[:, 0].min()), int(points[:, 1].min()), int(np.ceil(points[:, 0].max())),
-                   int(np.ceil(points[:, 1].max())))
-        return self._cutout_dict(key, box, width, height)
+        box = (int(np.floor(cut[0] * width)), int(np.floor(cut[1] * height)), int(np.ceil(cut[2] * width)),
+               int(np.ceil(cut[3] * height)))
+        url = cutout_url(self.settings, index.id, track.number, int(sample["frame"]))
+        return self._cutout_dict(url, box, width, height, signed=True)
 
     # -- no track: detect now
 
@@ -487,12 +482,10 @@ class TapService:
                     self._geometry.popitem(last=False)
         return cached
 
-    def _on_demand(self, asset: Asset, index: VideoIndex | None, tap: Tap) -> dict[str, Any] | None:
+    def _on_demand(self, asset: Asset, index: VideoIndex | None, tap: Tap,
+                   entries: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
         from media_service.products import cached_catalog_detector
 
-        entries = catalog_entries(self.session, self.merchant_id)
-        if not entries:
-            return None
         located = self._frame_for(asset, index, tap.t)
         if located is None:
             return None
@@ -530,11 +523,11 @@ class TapService:
         return self._cutout_dict(key, cut.box, width, height)
 
     @staticmethod
-    def _cutout_dict(key: str, box: Sequence[int], width: int, height: int) -> dict[str, Any]:
+    def _cutout_dict(key: str, box: Sequence[int], width: int, height: int, signed: bool = False) -> dict[str, Any]:
         from media_service.api.files import signed_url
 
         x0, y0, x1, y1 = box
-        return {"url": signed_url(key), "width": int(x1 - x0), "height": int(y1 - y0),
+        return {"url": key if signed else signed_url(key), "width": int(x1 - x0), "height": int(y1 - y0),
                 "box": [round(x0 / width, 5), round(y0 / height, 5), round(x1 / width, 5), round(y1 / height, 5)]}
 
     # -- the answer
@@ -554,6 +547,65 @@ class TapService:
         return {"video_id": video_id, "tap": tap.as_dict(), "hit": True, "source": source, "product": cards[0],
                 "candidates": cards, "box": [round(float(v), 5) for v in box], "cutout": cutout,
                 "track_id": track_id, "frame_t": round(float(frame_t), 3), "cart": cart, "reason": None}
+
+
+def _cutout_signature(secret: str, index_id: str, number: int, frame: int, expires: int) -> str:
+    message = f"cutout\n{index_id}\n{number}\n{frame}\n{expires}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def cutout_url(settings: Mapping[str, Any], index_id: str, number: int, frame: int) -> str:
+    """A signed, expiring URL of a track's cut-out in one indexed frame (rendered on first fetch)."""
+    from flask import url_for
+
+    expires = (int(time.time()) // 600 + 1) * 600 + int(settings["SIGNED_URL_SECONDS"])
+    signature = _cutout_signature(settings["SECRET_KEY"], index_id, number, frame, expires)
+    values = {"index_id": index_id, "number": number, "frame": frame, "expires": expires, "signature": signature}
+    base = str(settings.get("PUBLIC_URL") or "").rstrip("/")
+    return base + url_for("video_index.cutout", **values) if base else \
+        url_for("video_index.cutout", _external=True, **values)
+
+
+def check_cutout_signature(settings: Mapping[str, Any], index_id: str, number: int, frame: int, expires: Any,
+                           signature: str) -> int:
+    """The expiry of a valid cut-out link; 403 otherwise."""
+    try:
+        expires_at = int(expires)
+    except (TypeError, ValueError):
+        raise Forbidden("this link is not signed; tap again for a fresh one", code="invalid_signature") from None
+    expected = _cutout_signature(settings["SECRET_KEY"], index_id, number, frame, expires_at)
+    if not hmac.compare_digest(expected, signature or ""):
+        raise Forbidden("this link's signature is not valid", code="invalid_signature")
+    if expires_at < time.time():
+        raise Forbidden("this link expired; tap again for a fresh one", code="link_expired")
+    return expires_at
+
+
+def render_track_cutout(session: Session, storage: Storage, index_id: str, number: int, frame: int) -> bytes:
+    """PNG bytes of a track's cut-out in one indexed frame: from storage, or cropped and stored once."""
+    index = session.get(VideoIndex, index_id)
+    if index is None or not index.output_prefix:
+        raise NotFound("this cut-out no longer exists", code="cutout_not_found")
+    key = f"{index.output_prefix}/cutouts/{number}-{frame}.png"
+    if storage.exists(key):
+        with storage.open(key) as handle:
+            return handle.read()
+    track = session.scalar(select(ProductTrack).where(ProductTrack.index_id == index_id,
+                                                      ProductTrack.number == number))
+    position = next((i for i, s in enumerate(track.samples if track else []) if s["frame"] == frame), None)
+    polygon = track.outlines[position] if track is not None and position is not None \
+        and position < len(track.outlines or []) else None
+    if not polygon:
+        raise NotFound("this cut-out no longer exists", code="cutout_not_found")
+    with storage.open(f"{index.output_prefix}/frames.pack") as handle:
+        image = read_packed_frame(handle, frame)
+    cut = render_cutout(image, np.array(polygon, np.float32) * [image.shape[1], image.shape[0]]) \
+        if image is not None else None
+    if cut is None:
+        raise NotFound("this cut-out is empty", code="cutout_not_found")
+    data = encode_png(cut.rgba)
+    storage.put_stream(key, io.BytesIO(data))
+    return data
 
 
 # --------------------------------------------------------------------------------------------- cart

@@ -135,6 +135,22 @@ def tap(video_id: str) -> Response:
     return _cors(response, origin)
 
 
+@bp.get("/media/cutouts/<index_id>/<int:number>/<int:frame>.png", endpoint="cutout")
+def cutout(index_id: str, number: int, frame: int) -> Response:
+    """A track's cut-out (PNG with transparency) behind a signed, expiring link from a tap answer."""
+    import time
+
+    expires = product_index.check_cutout_signature(current_app.config, index_id, number, frame,
+                                                   request.args.get("expires"), request.args.get("signature", ""))
+    data = product_index.render_track_cutout(get_session(), current_app.extensions["storage"], index_id, number,
+                                             frame)
+    response = Response(data, mimetype="image/png")
+    response.headers["Cache-Control"] = f"private, max-age={max(0, expires - int(time.time()))}, immutable"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
 @bp.route("/v1/videos/<video_id>/cart", methods=["POST", "OPTIONS"])
 def add_to_cart(video_id: str) -> Response:
     """The shopper confirmed a product of a tap answer: the merchant's signed cart webhook is called."""

@@ -227,7 +227,7 @@ class Hypothesis:
 class CatalogMatcher:
     """One nearest-neighbour index over every descriptor of every photo of a catalog."""
 
-    def __init__(self, products: Sequence[CatalogProduct], *, kind: str = "sift") -> None:
+    def __init__(self, products: Sequence[CatalogProduct], *, kind: str = "sift", checks: int = 32) -> None:
         self.kind = kind
         self.photos: list[_Photo] = []
         descriptors: list[np.ndarray] = []
@@ -258,11 +258,11 @@ class CatalogMatcher:
         if kind == "sift":
             self.index = cv2.flann_Index(stacked.astype(np.float32),
                                          {"algorithm": 1, "trees": 4})  # FLANN_INDEX_KDTREE
-            self.search_params = {"checks": 48}
+            self.search_params = {"checks": checks}
         else:
             self.index = cv2.flann_Index(stacked, {"algorithm": 6, "table_number": 6, "key_size": 12,
                                                    "multi_probe_level": 1})  # FLANN_INDEX_LSH
-            self.search_params = {"checks": 64}
+            self.search_params = {"checks": max(checks, 64)}
 
     def knn(self, descriptors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices (Q, k) into the stacked descriptors and distances (Q, k), nearest first."""
@@ -294,7 +294,7 @@ def _prepare_photo(sku: str, features: ProductPhotoFeatures) -> _Photo:
 
 
 def ratio_matches(owner: np.ndarray, indices: np.ndarray, distances: np.ndarray,
-                  ratio: float) -> tuple[np.ndarray, np.ndarray]:
+                  ratio: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(query, stacked descriptor) pairs passing Lowe's ratio test within each photo.
 
     For each query and each photo among its k neighbours, the photo's nearest neighbour is kept when it
@@ -305,6 +305,7 @@ def ratio_matches(owner: np.ndarray, indices: np.ndarray, distances: np.ndarray,
     photos = owner[indices]
     keep_query: list[np.ndarray] = []
     keep_index: list[np.ndarray] = []
+    keep_ratio: list[np.ndarray] = []
     fallback = distances[:, -1]
     for j in range(k):
         first = np.ones(q, bool)
@@ -320,7 +321,8 @@ def ratio_matches(owner: np.ndarray, indices: np.ndarray, distances: np.ndarray,
         rows = np.nonzero(ok)[0]
         keep_query.append(rows)
         keep_index.append(indices[rows, j])
-    return np.concatenate(keep_query), np.concatenate(keep_index)
+        keep_ratio.append(distances[rows, j] / np.maximum(second[rows], 1e-6))
+    return np.concatenate(keep_query), np.concatenate(keep_index), np.concatenate(keep_ratio)
 
 
 # ------------------------------------------------------------------------------------- the detector
@@ -331,12 +333,14 @@ class CatalogDetectorConfig:
     """Tuning of :class:`CatalogDetector`; the defaults are what the tests and benchmarks measure."""
 
     kind: str = "sift"
-    max_side: int = 640  # frames are scaled down to this longer side before keypoints are computed
+    max_side: int = 480  # frames are scaled down to this longer side before keypoints are computed
     max_features: int = 2000  # keypoints per frame
     neighbours: int = 6
-    ratio: float = 0.85
-    min_matches: int = 6  # ratio-test matches a photo needs before it is considered
-    min_consensus: int = 6  # matches that must agree on one placement of the product
+    flann_checks: int = 32  # leaves the nearest-neighbour search visits: speed against recall
+    ratio: float = 0.9  # loose on purpose: the appearance check, not the ratio test, keeps precision
+    min_matches: int = 4  # ratio-test matches a photo needs before it is considered
+    min_consensus: int = 4  # matches that must agree on one placement of the product
+    max_matches_per_photo: int = 160
     reprojection_px: float = 5.0
     max_instances: int = 2  # per photo and frame
     min_prefilter: float = 0.3  # appearance similarity before alignment refinement
@@ -354,7 +358,7 @@ class CatalogDetector(Detector):
         self.config = config or CatalogDetectorConfig()
         self.skus = sorted({p.sku for p in products})
         self._class_ids = {sku: i for i, sku in enumerate(self.skus)}
-        self.matcher = CatalogMatcher(products, kind=self.config.kind)
+        self.matcher = CatalogMatcher(products, kind=self.config.kind, checks=self.config.flann_checks)
         self.extractor = make_feature_extractor(self.config.kind, self.config.max_features)
 
     def detect(self, frame: np.ndarray) -> Detections:
@@ -379,7 +383,7 @@ class CatalogDetector(Detector):
             return []
         frame_keypoints = _keypoint_array(keypoints)
         indices, distances = self.matcher.knn(descriptors, cfg.neighbours)
-        queries, matched = ratio_matches(self.matcher.owner, indices, distances, cfg.ratio)
+        queries, matched, ratios = ratio_matches(self.matcher.owner, indices, distances, cfg.ratio)
         if len(queries) == 0:
             return []
         photo_of = self.matcher.owner[matched]
@@ -389,6 +393,8 @@ class CatalogDetector(Detector):
             rows = np.nonzero(photo_of == photo_id)[0]
             if len(rows) < cfg.min_matches:
                 continue
+            if len(rows) > cfg.max_matches_per_photo:  # the most distinctive ones; consensus is quadratic
+                rows = rows[np.argsort(ratios[rows], kind="stable")[:cfg.max_matches_per_photo]]
             photo = self.matcher.photos[photo_id]
             src = photo.features.keypoints[matched[rows] - self.matcher.offsets[photo_id]]
             dst = frame_keypoints[queries[rows]]
@@ -497,6 +503,8 @@ def similarity_consensus(src: np.ndarray, dst: np.ndarray, diagonal: float, *, p
         return np.zeros(0, bool)
     scale = np.log(np.maximum(dst[:, 2], 1e-3) / np.maximum(src[:, 2], 1e-3))
     angle = np.radians(dst[:, 3] - src[:, 3])
+    scale, angle = scale.astype(np.float32), angle.astype(np.float32)
+    src, dst = src.astype(np.float32), dst.astype(np.float32)
     factor = np.exp(scale)
     cos, sin = factor * np.cos(angle), factor * np.sin(angle)
     # where match i's transform puts match j's photo point: R_i (src_j - src_i) + dst_i
@@ -506,7 +514,7 @@ def similarity_consensus(src: np.ndarray, dst: np.ndarray, diagonal: float, *, p
     py = sin[:, None] * dx + cos[:, None] * dy + dst[:, None, 1]
     error = np.hypot(px - dst[None, :, 0], py - dst[None, :, 1])
     tolerance = np.maximum(6.0, position_tolerance * factor * diagonal)
-    turn = np.abs(np.angle(np.exp(1j * (angle[None, :] - angle[:, None]))))
+    turn = np.abs((angle[None, :] - angle[:, None] + np.pi) % (2 * np.pi) - np.pi)
     agree = (error < tolerance[:, None]) & (np.abs(scale[None, :] - scale[:, None]) < scale_tolerance) \
         & (turn < angle_tolerance)
     return agree[int(np.argmax(agree.sum(axis=1)))]

@@ -188,6 +188,8 @@ def track_to_record(track: Track, width: int, height: int) -> dict[str, Any]:
         "end": round(track.end, 3),
         "samples": [{"frame": s.frame_index, "t": round(s.t, 3), "box": norm_box(s.xyxy), "score": round(s.score, 4),
                      "sku": s.sku,
+                     "cut": None if s.polygon is None or not len(s.polygon) else
+                     norm_box(np.concatenate([s.polygon.min(axis=0), s.polygon.max(axis=0)])),
                      "polygon": None if s.polygon is None else
                      [[round(float(x) / width, 5), round(float(y) / height, 5)] for x, y in s.polygon]}
                     for s in track.samples],

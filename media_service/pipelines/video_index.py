@@ -252,10 +252,11 @@ def _record_index(session: Session, job: Job) -> None:
         VideoIndex.asset_id == index.asset_id, VideoIndex.merchant_id == index.merchant_id,
         VideoIndex.id != index.id, ProductTrack.state != "detected")).all()
     for record in result.get("tracks") or []:
+        samples = [{k: v for k, v in sample.items() if k != "polygon"} for sample in record["samples"]]
         track = ProductTrack(index_id=index.id, merchant_id=index.merchant_id, number=record["number"],
                              sku=record["sku"], sku_confidence=record["sku_confidence"],
                              candidates=record["candidates"], start_t=record["start"], end_t=record["end"],
-                             samples=record["samples"])
+                             samples=samples, outlines=[sample.get("polygon") for sample in record["samples"]])
         reviewed = _matching_review(track, previous)
         if reviewed is not None:
             track.state, track.confirmed_sku, track.reviewed_at = (reviewed.state, reviewed.confirmed_sku,

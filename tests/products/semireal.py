@@ -144,7 +144,7 @@ def render_clip(background: str, out: Path, placements: Sequence[Placement], *, 
 
     ``background`` is a path of the shared corpus (``video/flower.mp4``). Returns the truth of every frame.
     """
-    count = max(2, int(round(seconds * fps)))
+    count = max(2, round(seconds * fps))
     frames = _decode(media(background), size, fps, count, start)
     truths: list[Truth] = []
     w, h = size
@@ -170,7 +170,7 @@ def render_clip(background: str, out: Path, placements: Sequence[Placement], *, 
 
 def truths_at(truths: Sequence[Truth], t: float, fps: float) -> list[Truth]:
     """The truths of the clip frame shown at ``t``."""
-    frame = int(round(t * fps))
+    frame = round(t * fps)
     return [truth for truth in truths if truth.frame == frame]
 
 
@@ -204,3 +204,39 @@ EVALUATION_CLIPS: dict[str, tuple[str, float, tuple[Placement, ...]]] = {
                   roll=-6, gain=1.25),
     )),
 }
+
+
+def random_placements(rng: np.random.Generator, count: int, aspect: float = 16 / 9) -> list[Placement]:
+    """``count`` products at random, non-overlapping places with random appearance changes.
+
+    For checks that nobody tuned against: the fixed evaluation clips above are what the tests assert on;
+    these are drawn fresh from a seed (the benchmark reports both).
+    """
+    photos = [(sku, name) for sku, names in CATALOG_SKUS.items() for name in names]
+    placements: list[Placement] = []
+    boxes: list[tuple[float, float, float, float]] = []
+    attempts = 0
+    while len(placements) < count and attempts < 200:
+        attempts += 1
+        sku, name = photos[int(rng.integers(len(photos)))]
+        if any(p.sku == sku for p in placements):
+            continue
+        photo = load_photo(name)
+        height = float(rng.uniform(0.28, 0.55))
+        width = height * photo.shape[1] / photo.shape[0] / aspect
+        if width > 0.6:
+            continue
+        cx, cy = float(rng.uniform(width / 2 + 0.02, 1 - width / 2 - 0.02)), float(rng.uniform(height / 2 + 0.03,
+                                                                                             1 - height / 2 - 0.03))
+        box = (cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2)
+        if any(not (box[2] < b[0] or box[0] > b[2] or box[3] < b[1] or box[1] > b[3]) for b in boxes):
+            continue
+        boxes.append(box)
+        drift = rng.uniform(-0.04, 0.04, 2)
+        placements.append(Placement(
+            sku, name, (cx, cy), (float(np.clip(cx + drift[0], width / 2, 1 - width / 2)),
+                                  float(np.clip(cy + drift[1], height / 2, 1 - height / 2))),
+            (height, height * float(rng.uniform(0.92, 1.08))), tilt=float(rng.uniform(-0.18, 0.18)),
+            roll=float(rng.uniform(-10, 10)), gain=float(rng.uniform(0.7, 1.3)), gamma=float(rng.uniform(0.8, 1.25)),
+            tint=tuple(float(v) for v in rng.uniform(0.94, 1.06, 3)), blur=float(rng.uniform(0, 1.0))))
+    return placements

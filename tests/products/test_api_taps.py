@@ -81,6 +81,29 @@ def test_taps_at_known_positions_return_the_right_sku(shop: Shop) -> None:
             alpha = _png_alpha(shop, answer["cutout"]["url"])
             assert alpha[:, :, 3].mean() > 0.4 * 255  # mostly product, transparent around it
     assert right == total and total == 16
+    _tap_preview(shop, answers[6], "tap_preview.png")
+
+
+def _tap_preview(shop: Shop, answer: dict[str, Any], name: str) -> None:
+    """The tapped frame with the point, the answer's box and SKU, and the cut-out beside it (to look at)."""
+    from tests.products.semireal import _decode
+
+    frame_number = round(answer["tap"]["t"] * shop.clip.fps)
+    frame = _decode(shop.clip.path, (640, 360), shop.clip.fps, frame_number + 1, 0.0)[frame_number]
+    x0, y0, x1, y1 = (int(v * s) for v, s in zip(answer["box"], (640, 360, 640, 360), strict=True))
+    cv2.rectangle(frame, (x0, y0), (x1, y1), (0, 255, 0), 2)
+    point = (int(answer["tap"]["x"] * 640), int(answer["tap"]["y"] * 360))
+    cv2.circle(frame, point, 7, (0, 0, 255), -1)
+    label = " / ".join(f"{c['sku']} {c['score']:.2f}" for c in answer["candidates"][:3])
+    cv2.putText(frame, label, (x0, max(14, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 255, 0), 1, cv2.LINE_AA)
+    cut = _png_alpha(shop, answer["cutout"]["url"])
+    canvas = np.full((360, 640 + cut.shape[1] + 20, 3), 235, np.uint8)
+    canvas[:, :640] = frame
+    alpha = cut[:, :, 3:4] / 255.0
+    h = min(cut.shape[0], 360)
+    region = canvas[:h, 650:650 + cut.shape[1]]
+    canvas[:h, 650:650 + cut.shape[1]] = (cut[:h, :, 2::-1] * alpha[:h] + region * (1 - alpha[:h])).astype(np.uint8)
+    cv2.imwrite(str(artifact(name)), canvas)
 
 
 def _iou(a: Any, b: Any) -> float:
@@ -118,6 +141,25 @@ def test_lasso_returns_a_cutout_whose_mask_covers_the_product(shop: Shop) -> Non
             assert covered >= 0.95 and iou >= 0.85, (truth.sku, t, covered, iou)
             if t == 1.5:
                 Image.fromarray(alpha).save(artifact(f"shop_cutout_{truth.sku}.png"))
+
+
+def test_cutout_links_are_signed_and_expire(shop: Shop) -> None:
+    truth = truths_at(shop.clip.truths, 0.5, shop.clip.fps)[0]
+    x, y = _centre(truth.box, 640, 360)
+    url = shop.tap({"t": 0.5, "x": x, "y": y}).json["cutout"]["url"]
+    assert "/media/cutouts/" in url
+    first, again = _get(shop, url), _get(shop, url)  # rendered once, then served from storage
+    assert first.status_code == again.status_code == 200 and first.data == again.data
+    assert first.headers["X-Content-Type-Options"] == "nosniff"
+    tampered = url.replace("signature=", "signature=0")
+    assert _get(shop, tampered).status_code == 403
+    other_frame = url.replace(".png?", "0.png?")
+    assert _get(shop, other_frame).status_code == 403
+    parts = urlsplit(url)
+    assert shop.client.get(parts.path).status_code == 403  # unsigned
+    expired = parts.path + "?" + "&".join(p if not p.startswith("expires=") else "expires=1000"
+                                          for p in parts.query.split("&"))
+    assert _get(shop, "http://x" + expired).status_code == 403
 
 
 def test_tap_on_nothing_is_a_clear_empty_answer(shop: Shop) -> None:
@@ -191,7 +233,7 @@ class _CartReceiver(BaseHTTPRequestHandler):
     received: list[tuple[dict[str, str], bytes]] = []
     status = 200
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         type(self).received.append((dict(self.headers), body))
         reply = json.dumps({"cart_url": "https://shop.example/cart", "items": 1}).encode()
@@ -320,3 +362,24 @@ def test_embed_token_lets_the_widget_tap_with_exact_origin_cors(shop: Shop) -> N
                             json={"cart_token": tapped.json["cart"]["token"], "sku": truth.sku},
                             headers={"Origin": "https://shop.example"})
     assert cart.status_code == 200 and cart.json["state"] == "no_webhook"
+
+
+def test_processed_video_ids_of_any_profile_reach_the_same_index(shop: Shop) -> None:
+    from media_service import models
+
+    if not hasattr(models, "Video"):
+        pytest.skip("the processed-videos feature (issue 3) is not in this build")
+    with shop.app.extensions["database"].session() as session:
+        video = models.Video(merchant_id=shop.merchant.merchant_id, asset_id=shop.video_id, profile="buyer_show")
+        session.add(video)
+        session.flush()
+        video_id = video.id
+    again = shop.client.post(f"/v1/videos/{video_id}/index", headers=shop.merchant.headers, json={})
+    assert again.status_code == 200 and again.json["id"] == shop.index["id"]  # same asset, catalog: same index
+    tracks = shop.client.get(f"/v1/videos/{video_id}/tracks", headers=shop.merchant.headers).json
+    assert tracks["index_id"] == shop.index["id"] and len(tracks["items"]) == 2
+    truth = truths_at(shop.clip.truths, 1.0, shop.clip.fps)[0]
+    x, y = _centre(truth.box, 640, 360)
+    answer = shop.tap({"t": 1.0, "x": x, "y": y}, video_id=video_id).json
+    assert answer["hit"] and answer["product"]["sku"] == truth.sku and answer["video_id"] == video_id
+    assert shop.tap({"t": 1.0, "x": x, "y": y}, who=shop.other, video_id=video_id).status_code == 404

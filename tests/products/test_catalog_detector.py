@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from media_service.detection.base import DetectionError
 from media_service.detection.catalog import (
     CatalogDetector,
     CatalogDetectorConfig,
@@ -22,11 +23,10 @@ from media_service.detection.catalog import (
     estimate_alpha,
     index_product_photo,
 )
-from media_service.detection.base import DetectionError
 from media_service.detection.frames import VideoGeometry, stream_frames
 from tests.products.conftest import Clip, artifact
 from tests.products.evaluation import Score
-from tests.products.semireal import CATALOG_SKUS, load_photo, truths_at
+from tests.products.semireal import load_photo, truths_at
 
 
 def draw(frame: np.ndarray, detections: Any, truths: Any) -> np.ndarray:
@@ -110,17 +110,16 @@ def test_refusals_say_what_to_do() -> None:
 def test_an_empty_frame_and_a_foreign_scene_give_no_detections(catalog: list[CatalogProduct]) -> None:
     detector = CatalogDetector(catalog)
     assert len(detector.detect(np.full((360, 640, 3), 128, np.uint8))) == 0
-    from tests.products.semireal import _decode
     from tests.conftest import media
+    from tests.products.semireal import _decode
 
     for frame in _decode(media("video/bigbuckbunny.mp4"), (640, 360), 2.0, 4, 0.0):
         assert len(detector.detect(frame)) == 0
 
 
 def test_two_instances_of_one_product_are_both_found(catalog: list[CatalogProduct]) -> None:
-    from tests.products.semireal import Placement, destination_quad, paste
-    from tests.products.semireal import _decode
     from tests.conftest import media
+    from tests.products.semireal import Placement, _decode, destination_quad, paste
 
     frame = _decode(media("video/flower.mp4"), (640, 360), 1.0, 1, 1.0)[0]
     photo = load_photo("solidus_notebook.png")

@@ -58,7 +58,7 @@ def test_lasso_and_detection_outline_cut_out_every_product(scenes: list, catalog
 
 
 def test_lasso_alone_and_box_alone_on_a_clear_background(scenes: list) -> None:
-    name, frame, truths = next(s for s in scenes if s[0] == "bottles")
+    _name, frame, truths = next(s for s in scenes if s[0] == "bottles")
     for truth in truths:
         by_lasso = cut_out(frame, lasso=_ellipse(truth.box))
         by_box = cut_out(frame, box=np.array(truth.box))

@@ -58,7 +58,7 @@ def test_tracker_ids_are_returned_and_candidates_vote() -> None:
     tracker = ProductTracker()
     detections = Detections(xyxy=[[0, 0, 10, 10]], confidence=[0.9], class_id=[0],
                             data={SKU: np.array(["A"], dtype=object),
-                                  CANDIDATES: np.array([[("A", 0.9), ("B", 0.7)]] + [None], dtype=object)[:1]})
+                                  CANDIDATES: np.array([[("A", 0.9), ("B", 0.7)], None], dtype=object)[:1]})
     first = tracker.update(detections, 0, 0.0)
     second = tracker.update(detections, 1, 0.25)
     assert first.tracker_id.tolist() == second.tracker_id.tolist() == [1]

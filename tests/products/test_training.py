@@ -14,12 +14,12 @@ import pytest
 
 pytest.importorskip("torch")
 
-from media_service.detection.detections import iou_matrix  # noqa: E402
-from media_service.detection.torchvision import TorchvisionDetector  # noqa: E402
-from media_service.detection.training import SceneSynthesizer, TrainingConfig, save_detector, train_detector  # noqa: E402
-from media_service.model_files import check_manifest  # noqa: E402
-from tests.conftest import media  # noqa: E402
-from tests.products.semireal import _decode, load_photo  # noqa: E402
+from media_service.detection.detections import iou_matrix
+from media_service.detection.torchvision import TorchvisionDetector
+from media_service.detection.training import SceneSynthesizer, TrainingConfig, save_detector, train_detector
+from media_service.model_files import check_manifest
+from tests.conftest import media
+from tests.products.semireal import _decode, load_photo
 
 PRODUCTS = [("TOTE-RED", [load_photo("solidus_canvas_tote.png")]),
             ("CAP-BLACK", [load_photo("solidus_cap_black_1.png")])]
@@ -38,9 +38,11 @@ def test_synthetic_scenes_have_exact_boxes() -> None:
 
 @pytest.mark.slow
 def test_a_tiny_cpu_run_learns_to_find_a_pasted_product(tmp_path: Path) -> None:
-    backgrounds = _decode(media("video/bottle-detection.mp4"), (320, 180), 0.5, 6, 1.0)
-    config = TrainingConfig(architecture="tiny_fasterrcnn", image_size=160, steps=110, batch_size=4,
-                            learning_rate=0.02, warmup_steps=15, device="cpu", scale=(0.4, 0.65), max_products=1)
+    # the "merchant's videos": frames of the first 11 s of one clip and of another clip
+    backgrounds = (_decode(media("video/bottle-detection.mp4"), (320, 180), 0.5, 6, 1.0)
+                   + _decode(media("video/friday.mp4"), (320, 180), 1.0, 3, 0.5))
+    config = TrainingConfig(architecture="tiny_fasterrcnn", image_size=160, steps=150, batch_size=4,
+                            learning_rate=0.03, warmup_steps=15, device="cpu", scale=(0.4, 0.65), max_products=1)
     result = train_detector(PRODUCTS, backgrounds, config)
     losses = np.array(result.losses)
     assert losses[:10].mean() > 1.8 * losses[-10:].mean(), (losses[:10].mean(), losses[-10:].mean())
@@ -48,7 +50,7 @@ def test_a_tiny_cpu_run_learns_to_find_a_pasted_product(tmp_path: Path) -> None:
     entry = save_detector(result, tmp_path, "detector-test", source="test run", image_size=160)
     assert [ok for _line, ok in check_manifest(tmp_path)] == [True] and entry["file"] == "detector-test.pt"
     detector = TorchvisionDetector.from_manifest("detector-test", tmp_path, device="cpu", min_score=0.3)
-    unseen = _decode(media("video/flower.mp4"), (320, 180), 1.0, 3, 1.0)  # frames it never trained on
+    unseen = _decode(media("video/bottle-detection.mp4"), (320, 180), 0.2, 3, 20.0)  # later frames, never seen
     fresh = SceneSynthesizer(PRODUCTS, unseen, config, seed=2024)
     found = total = 0
     for _ in range(12):
@@ -60,4 +62,4 @@ def test_a_tiny_cpu_run_learns_to_find_a_pasted_product(tmp_path: Path) -> None:
             for j, label in enumerate(scene.labels):
                 best = int(np.argmax(ious[:, j]))
                 found += ious[best, j] >= 0.5 and detections.skus[best] == result.labels[label]
-    assert found / total >= 0.5, (found, total)
+    assert found / total >= 0.75, (found, total)

@@ -75,6 +75,7 @@ def upgrade() -> None:
         sa.Column("start_t", sa.Float(), nullable=False),
         sa.Column("end_t", sa.Float(), nullable=False),
         sa.Column("samples", sa.JSON(), nullable=False),
+        sa.Column("outlines", sa.JSON(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("confirmed_sku", sa.String(length=100), nullable=True),
         sa.Column("reviewed_at", sa.DateTime(), nullable=True),
