@@ -41,12 +41,14 @@ def _own_origin() -> str:
     return normalise_origin(base.rstrip("/")) if base else ""
 
 
-def _grant(token: str) -> tuple[EmbedGrant, str | None]:
+def grant_for_request(token: str) -> tuple[EmbedGrant, str | None]:
+    """The token's grant and the origin to echo in CORS; 401/403 for a bad token or a foreign origin."""
     grant = read_token(current_app.config["SECRET_KEY"], token)
     return grant, check_origin(grant, request.headers.get("Origin"), _own_origin())
 
 
-def _cors(response: Response, origin: str | None, methods: str = "GET, POST, OPTIONS") -> Response:
+def embed_cors(response: Response, origin: str | None, methods: str = "GET, POST, OPTIONS") -> Response:
+    """Exact-origin CORS for requests made with an embed token (nothing for same-origin calls)."""
     response.headers["Vary"] = "Origin"
     if origin:
         response.headers["Access-Control-Allow-Origin"] = origin
@@ -123,9 +125,9 @@ def create_embed_token() -> Any:
 @bp.route("/v1/embed/<token>", methods=["GET", "OPTIONS"], endpoint="manifest")
 def manifest(token: str) -> Response:
     """What the widget renders: the mode (image, panorama, spin, video) and its URLs."""
-    grant, origin = _grant(token)
+    grant, origin = grant_for_request(token)
     if request.method == "OPTIONS":
-        return _cors(Response(status=204), origin)
+        return embed_cors(Response(status=204), origin)
     described = describe_target(get_session(), grant.kind, grant.merchant_id, grant.target_id)
     body = {"version": 1, "target": {"kind": grant.kind, "id": grant.target_id}, "expires_at": grant.expires_at,
             "events_url": url_for("embed.events", token=token, _external=True), **described}
@@ -136,15 +138,15 @@ def manifest(token: str) -> Response:
                                    _external=True)
     response = current_app.json.response(body)
     response.headers["Cache-Control"] = "private, max-age=60"
-    return _cors(response, origin)
+    return embed_cors(response, origin)
 
 
 @bp.route("/v1/embed/<token>/events", methods=["POST", "OPTIONS"], endpoint="events")
 def events(token: str) -> Response:
     """A batch of interaction events from the widget (views, spins, taps, adds to cart)."""
-    grant, origin = _grant(token)
+    grant, origin = grant_for_request(token)
     if request.method == "OPTIONS":
-        return _cors(Response(status=204), origin)
+        return embed_cors(Response(status=204), origin)
     body = json_body(required=["events"])
     batch = body["events"]
     if not isinstance(batch, list) or not 1 <= len(batch) <= MAX_EVENTS_PER_BATCH:
@@ -164,7 +166,7 @@ def events(token: str) -> Response:
     session.commit()
     response = current_app.json.response({"accepted": len(rows)})
     response.status_code = 202
-    return _cors(response, origin)
+    return embed_cors(response, origin)
 
 
 @bp.get("/v1/embed-stats/<target_id>")

@@ -14,8 +14,10 @@ from flask import Blueprint, Response, current_app, request, url_for
 
 from media_service import product_index
 from media_service.api.common import idempotency_key, json_body
+from media_service.api.embed import embed_cors, grant_for_request
 from media_service.auth import authenticate, current_merchant_id, require
 from media_service.db import get_session
+from media_service.embed import require_target
 from media_service.errors import Forbidden
 
 bp = Blueprint("video_index", __name__)
@@ -95,11 +97,7 @@ def _caller(video_id: str) -> tuple[str, str | None]:
     """The merchant a shopper's request acts for, and the origin to allow in CORS (embed tokens only)."""
     token = request.args.get("embed_token")
     if token:
-        from media_service.embed import check_origin, normalise_origin, read_token, require_target
-
-        grant = read_token(current_app.config["SECRET_KEY"], token)
-        own = normalise_origin((current_app.config["PUBLIC_URL"] or request.host_url).rstrip("/"))
-        origin = check_origin(grant, request.headers.get("Origin"), own)
+        grant, origin = grant_for_request(token)
         require_target(grant, video_id)
         return grant.merchant_id, origin
     principal = authenticate()
@@ -111,13 +109,7 @@ def _caller(video_id: str) -> tuple[str, str | None]:
 
 
 def _cors(response: Response, origin: str | None) -> Response:
-    response.headers["Vary"] = "Origin"
-    if origin:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
-        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
-        response.headers["Access-Control-Max-Age"] = "600"
-    return response
+    return embed_cors(response, origin, methods="POST, OPTIONS")
 
 
 @bp.route("/v1/videos/<video_id>/taps", methods=["POST", "OPTIONS"])
