@@ -60,7 +60,16 @@ lint: venv
 	$(BIN)/ruff check media_service tests bench
 
 bench: setup
-	$(BIN)/python bench/upload_throughput.py
+	$(BIN)/python bench/upload_throughput.py --size-mib 1024
+	$(BIN)/python bench/video_ladder.py
+	$(BIN)/python bench/video_job_overhead.py
+	$(BIN)/python bench/video_memory.py
+	$(BIN)/python bench/stitching.py --repeat 3
+	$(BIN)/python bench/spin_from_video.py
+	$(BIN)/python bench/catalog_detector.py --seconds 8 --accuracy 12
+	$(BIN)/python bench/tap_latency.py --taps 1000 --on-demand-taps 300
+	$(BIN)/python bench/torchvision_detector.py --frames 24
+	$(BIN)/python bench/widget_first_frame.py --runs 5
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR) .pytest_cache

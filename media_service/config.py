@@ -162,6 +162,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TAP_ON_DEMAND", True, _bool,
             "Detect on the tapped frame when no track is there (or the video is not indexed)."),
     Setting("TAP_MAX_POLYGON_POINTS", 200, int, "Most points of a lasso polygon sent to the taps endpoint."),
+    Setting("TAP_AUTO_INDEX", True, _bool,
+            "A tap on a video that was never indexed queues its index job, so later taps answer from tracks."),
     Setting("CART_TOKEN_SECONDS", 3600, int, "How long the cart token of a tap answer can confirm an add to cart."),
     Setting("MODELS_DIR", "", str, "Folder of model weights and their manifest.json; empty: the models/ folder."),
     Setting("TORCHVISION_MODEL", "detector-{merchant_id}", str,

@@ -397,11 +397,22 @@ class TapService:
                 # The index ran this detector with this catalog on this very frame: a point tap with no
                 # track under it has nothing to find. A lasso (a deliberate circle) still gets a look.
                 return self._empty(video_id, tap, "no product of the catalog at this place and time")
+        if index is None and entries and self.settings["TAP_AUTO_INDEX"]:
+            self._queue_index(asset)
         if self.settings["TAP_ON_DEMAND"] and entries:
             found = self._on_demand(asset, index, tap, entries)
             if found is not None:
                 return self._respond(asset, video_id, tap, **found)
         return self._empty(video_id, tap, "no product of the catalog at this place and time")
+
+    def _queue_index(self, asset: Asset) -> None:
+        """Index a video shoppers tap on (once per video and catalog: the job is idempotent)."""
+        if latest_index(self.session, self.merchant_id, asset.id, ready=False) is not None:
+            return  # one is queued or running (or failed: the merchant decides about retrying)
+        try:
+            start_index(self.session, self.settings, self.merchant_id, asset.id, {})
+        except (Conflict, InvalidMedia, BadRequest):
+            self.session.rollback()
 
     @staticmethod
     def _empty(video_id: str, tap: Tap, reason: str, **known: Any) -> dict[str, Any]:

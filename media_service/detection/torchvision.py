@@ -107,13 +107,55 @@ def make_checkpoint(model: Any, architecture: str, labels: Sequence[str], **extr
             **extra}
 
 
-def model_from_checkpoint(checkpoint: Mapping[str, Any]) -> tuple[Any, list[str]]:
-    """Rebuild the model of a detector checkpoint; errors say what is wrong with the file."""
+#: torchvision's weight enums, for the category names of standard (COCO) weights: static metadata, no download.
+STANDARD_WEIGHTS = {
+    "fasterrcnn_mobilenet_v3_large_fpn": "FasterRCNN_MobileNet_V3_Large_FPN_Weights",
+    "fasterrcnn_mobilenet_v3_large_320_fpn": "FasterRCNN_MobileNet_V3_Large_320_FPN_Weights",
+    "retinanet_resnet50_fpn": "RetinaNet_ResNet50_FPN_Weights",
+    "ssdlite320_mobilenet_v3_large": "SSDLite320_MobileNet_V3_Large_Weights",
+}
+
+
+def coco_labels(architecture: str) -> list[str]:
+    """Class names of torchvision's standard COCO weights for ``architecture`` (index 0: background)."""
+    from torchvision.models import detection
+
+    if architecture not in STANDARD_WEIGHTS:
+        raise DetectionError(f"{architecture!r} has no standard torchvision weights; use one of "
+                             f"{', '.join(STANDARD_WEIGHTS)}", code="unknown_architecture")
+    return list(getattr(detection, STANDARD_WEIGHTS[architecture]).COCO_V1.meta["categories"])
+
+
+def _standard_model(state: Mapping[str, Any], architecture: str | None,
+                    labels: Sequence[str] | str | None) -> tuple[Any, list[str]]:
+    """A plain torchvision state dict (standard weights an operator placed in ``models/``)."""
+    from media_service.model_files import ModelFileError
+
+    if architecture is None:
+        raise ModelFileError("the weights file is a plain state dict: name its 'architecture' (and 'labels', or "
+                             "\"coco\") in its manifest entry, or train a checkpoint with "
+                             "'media-service models train-detector'")
+    names = coco_labels(architecture) if labels in (None, "coco") else list(labels)  # type: ignore[arg-type]
+    model = build_model(architecture, len(names))
+    try:
+        model.load_state_dict(dict(state), strict=True)
+    except RuntimeError as exc:
+        raise ModelFileError(f"the weights do not fit architecture {architecture!r} with {len(names)} classes: "
+                             f"{str(exc)[:300]}") from exc
+    return model, [BACKGROUND, *names[1:]]
+
+
+def model_from_checkpoint(checkpoint: Mapping[str, Any], *, architecture: str | None = None,
+                          labels: Sequence[str] | str | None = None) -> tuple[Any, list[str]]:
+    """Rebuild the model of a detector checkpoint (or of plain standard weights named by the manifest)."""
     from media_service.model_files import ModelFileError
 
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
+        if "model" not in checkpoint and architecture is not None:
+            return _standard_model(checkpoint, architecture, labels)
         raise ModelFileError("the weights file is not a media-service detector checkpoint (no 'format' "
-                             f"{CHECKPOINT_FORMAT!r}); train one with 'media-service models train-detector'")
+                             f"{CHECKPOINT_FORMAT!r}); train one with 'media-service models train-detector', "
+                             "or name the 'architecture' of plain torchvision weights in the manifest")
     labels = checkpoint.get("labels")
     architecture = checkpoint.get("architecture")
     state = checkpoint.get("model")
@@ -158,10 +200,22 @@ class TorchvisionDetector(Detector):
 
     @classmethod
     def from_manifest(cls, name: str, models_dir: Path | None = None, **options: Any) -> TorchvisionDetector:
-        """Load manifest entry ``name`` (sha256 checked, weights_only) and wrap it."""
+        """Load manifest entry ``name`` (sha256 checked, weights_only) and wrap it.
+
+        A media-service checkpoint carries its architecture and labels; plain torchvision weights (the
+        standard COCO ones, placed in ``models/`` by an operator) need ``"architecture"`` and optionally
+        ``"labels"`` (a list, or ``"coco"``) in their manifest entry.
+        """
+        import json
+
         from media_service.model_files import MODELS_DIR, load_weights
 
-        model, labels = model_from_checkpoint(load_weights(name, models_dir or MODELS_DIR))
+        folder = models_dir or MODELS_DIR
+        state = load_weights(name, folder)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        entry = next((m for m in manifest.get("models", []) if m.get("name") == name), {})
+        model, labels = model_from_checkpoint(state, architecture=entry.get("architecture"),
+                                              labels=entry.get("labels"))
         return cls(model, labels, **options)
 
     @classmethod

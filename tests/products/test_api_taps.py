@@ -195,6 +195,8 @@ def test_on_demand_detection_and_cutout_on_a_video_never_indexed(shop: Shop, tmp
     point = shop.tap({"t": 0.5, "x": x, "y": y}, video_id=video_id).json
     assert point["hit"] and point["source"] == "on_demand" and point["product"]["sku"] == "NOTEBOOK-RED", point
     assert point["track_id"] is None and abs(point["frame_t"] - 0.5) < 1e-6
+    queued = shop.client.get(f"/v1/videos/{video_id}/index", headers=shop.merchant.headers).json
+    assert queued["detector"] == "catalog"  # the first tap queued the video's index (TAP_AUTO_INDEX)
     lasso = shop.tap({"t": 0.5, "polygon": _ellipse(truth.box, 640, 360)}, video_id=video_id).json
     mask = _mask_from_cutout(_png_alpha(shop, lasso["cutout"]["url"]), lasso["cutout"], 640, 360)
     assert (mask & truth.mask).sum() / (mask | truth.mask).sum() >= 0.85

@@ -145,3 +145,21 @@ def test_checkpoints_that_do_not_fit_are_explained(tmp_path: Path) -> None:
         model_from_checkpoint(checkpoint)
     with pytest.raises(ValueError, match="background"):
         make_checkpoint(model, "tiny_fasterrcnn", ["A", "B"])
+
+
+def test_standard_torchvision_weights_named_in_the_manifest_load_with_coco_labels(tmp_path: Path) -> None:
+    # stands in for the real COCO file an operator would place in models/ (same keys and shapes)
+    model = build_model("ssdlite320_mobilenet_v3_large", 91)
+    path = tmp_path / "ssdlite_coco.pth"
+    torch.save(model.state_dict(), path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": [
+        {"name": "coco", "file": path.name, "sha256": digest, "source": "torchvision COCO_V1",
+         "architecture": "ssdlite320_mobilenet_v3_large", "labels": "coco"}]}))
+    detector = TorchvisionDetector.from_manifest("coco", tmp_path, device="cpu", min_score=0.0)
+    assert detector.labels[1] == "person" and len(detector.labels) == 91
+    assert all(sku is None or isinstance(sku, str) for sku in detector.detect(frames(1)[0]).skus)
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": [
+        {"name": "coco", "file": path.name, "sha256": digest, "source": "torchvision COCO_V1"}]}))
+    with pytest.raises(ModelFileError, match="name the 'architecture'"):
+        TorchvisionDetector.from_manifest("coco", tmp_path, device="cpu")
