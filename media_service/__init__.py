@@ -25,7 +25,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from media_service.config import load_settings
     from media_service.http_errors import register_error_handlers
     from media_service.ingest.images import configure_image_limits
-    from media_service.jobs.base import LocalExecutor
+    from media_service.jobs.base import LocalExecutor, set_executor
     from media_service.storage import make_storage
 
     settings = load_settings(test_config)
@@ -39,6 +39,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     app.extensions["storage"] = make_storage(settings)
     app.extensions["executor"] = LocalExecutor()
+    set_executor(app.extensions["executor"])
     app.teardown_request(remove_spool_files)
     register_error_handlers(app)
     register_blueprints(app)

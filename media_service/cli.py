@@ -986,7 +986,7 @@ def models_train_detector(ctx: click.Context, merchant_id: str, name: str | None
     from media_service.detection.training import TrainingConfig, save_detector, train_detector
     from media_service.errors import MediaServiceError
     from media_service.ingest.images import open_image_as_array
-    from media_service.model_files import MODELS_DIR
+    from media_service.model_files import models_dir_for
     from media_service.models import Asset, Product
 
     app = _app(ctx.find_root())
@@ -1042,7 +1042,7 @@ def models_train_detector(ctx: click.Context, merchant_id: str, name: str | None
             result = train_detector(catalog, backgrounds, config, on_step=on_step)
     except MediaServiceError as exc:
         raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
-    models_dir = Path(settings["MODELS_DIR"]) if settings.get("MODELS_DIR") else MODELS_DIR
+    models_dir = models_dir_for(settings)
     from datetime import UTC, datetime
 
     entry = save_detector(result, models_dir, name, image_size=image_size,

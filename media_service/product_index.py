@@ -157,10 +157,10 @@ def start_index(session: Session, settings: Mapping[str, Any], merchant_id: str,
 
 
 def _torchvision_model(settings: Mapping[str, Any], merchant_id: str) -> str:
-    from media_service.model_files import MODELS_DIR, read_manifest
+    from media_service.model_files import models_dir_for, read_manifest
 
     name = str(settings["TORCHVISION_MODEL"]).replace("{merchant_id}", merchant_id)
-    models_dir = Path(settings["MODELS_DIR"]) if settings.get("MODELS_DIR") else MODELS_DIR
+    models_dir = models_dir_for(settings)
     if not any(entry.name == name for entry in read_manifest(models_dir)):
         raise InvalidMedia(f"no torchvision detector {name!r} in the models manifest; train one with "
                            "'media-service models train-detector' or index with detector 'catalog'",

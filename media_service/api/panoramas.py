@@ -138,7 +138,6 @@ def create_panorama() -> Any:
                             options=raw_options)
         session.add(panorama)
         session.commit()
-        current_app.extensions["executor"].submit(job.id)
     else:
         existing = session.scalar(select(Panorama).where(Panorama.job_id == job.id))
         if existing is None:

@@ -114,7 +114,6 @@ def create_spin() -> Any:
         row.job_id = job.id
         session.add(row)
         session.commit()
-        current_app.extensions["executor"].submit(job.id)
         spin = row
     else:
         existing = session.scalar(select(Spin).where(Spin.job_id == job.id))

@@ -220,7 +220,9 @@ class TorchvisionDetector(Detector):
 
     @classmethod
     def from_settings(cls, name: str, settings: Mapping[str, Any]) -> TorchvisionDetector:
-        models_dir = Path(settings["MODELS_DIR"]) if settings.get("MODELS_DIR") else None
+        from media_service.model_files import models_dir_for
+
+        models_dir = models_dir_for(settings)
         return cls.from_manifest(name, models_dir, device=str(settings["TORCHVISION_DEVICE"]),
                                  batch_size=int(settings["TORCHVISION_BATCH_SIZE"]),
                                  min_score=float(settings["TORCHVISION_MIN_SCORE"]))

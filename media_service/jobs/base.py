@@ -103,3 +103,16 @@ class LocalExecutor(Executor):
 
     def submit(self, job_id: str) -> None:
         return None
+
+
+_executor: Executor = LocalExecutor()
+
+
+def set_executor(executor: Executor) -> None:
+    """Choose how workers are woken; ``enqueue`` hands every committed job to it."""
+    global _executor
+    _executor = executor
+
+
+def current_executor() -> Executor:
+    return _executor

@@ -11,14 +11,37 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from media_service.db import end_read
 from media_service.errors import Conflict, NotFound
-from media_service.jobs.base import CANCELLED, FAILED, FINISHED_STATES, QUEUED, RUNNING, SUCCEEDED, kind_for
+from media_service.jobs.base import (
+    CANCELLED,
+    FAILED,
+    FINISHED_STATES,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    current_executor,
+    kind_for,
+)
 from media_service.models import Job, utcnow
+
+_NEW_JOBS = "media_service.new_jobs"
+
+
+@event.listens_for(Session, "after_commit")
+def _submit_new_jobs(session: Session) -> None:
+    """Jobs are handed to the executor only once their row is committed (a worker must find it)."""
+    for job_id in session.info.pop(_NEW_JOBS, []):
+        current_executor().submit(job_id)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_new_jobs(session: Session) -> None:
+    session.info.pop(_NEW_JOBS, None)
 
 
 def enqueue(session: Session, kind: str, params: dict[str, Any], *, merchant_id: str | None,
@@ -42,6 +65,7 @@ def enqueue(session: Session, kind: str, params: dict[str, Any], *, merchant_id:
         if existing is None:
             raise
         return existing, False
+    session.info.setdefault(_NEW_JOBS, []).append(job.id)
     return job, True
 
 

@@ -94,3 +94,35 @@ def test_cancel_queued_and_retry(app: Flask, client, merchant: MerchantCredentia
     listed = client.get("/v1/jobs?state=queued", headers=merchant.headers).json["items"]
     assert [j["id"] for j in listed if j["kind"] == "test.slow_copy"] == [job_id]
     assert client.get("/v1/jobs", headers=other_merchant.headers).json["items"] == []
+
+
+def test_every_committed_job_is_handed_to_the_executor(app: Flask, client, merchant: MerchantCredentials) -> None:
+    """The executor seam: a job reaches it after its row is committed, whatever code enqueued it; a rolled
+    back job never does. (A recording executor stands in for the Celery one the brief puts later.)"""
+    from io import BytesIO
+
+    from media_service.jobs.base import Executor, LocalExecutor, set_executor
+    from tests.conftest import media
+
+    class Recording(Executor):
+        def __init__(self) -> None:
+            self.submitted: list[str] = []
+
+        def submit(self, job_id: str) -> None:
+            self.submitted.append(job_id)
+
+    recording = Recording()
+    set_executor(recording)
+    try:
+        committed = _enqueue(app, merchant.merchant_id)
+        with app.extensions["database"].sessions() as session:
+            dropped, _ = queue.enqueue(session, "test.slow_copy", {}, merchant_id=merchant.merchant_id)
+            session.rollback()
+        photo = media("panorama/hill/1.JPG")
+        client.post("/v1/assets", headers=merchant.headers, content_type="multipart/form-data",
+                    data={"file": (BytesIO(photo.read_bytes()), photo.name)})
+        thumbnail = client.get("/v1/jobs?kind=assets.thumbnail", headers=merchant.headers).json["items"][0]["id"]
+    finally:
+        set_executor(LocalExecutor())
+    assert recording.submitted == [committed, thumbnail]
+    assert dropped.id not in recording.submitted
