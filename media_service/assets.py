@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from media_service.db import end_read
+from media_service.db import begin_write, end_read
 from media_service.embed import embed_provider
 from media_service.errors import NotFound
 from media_service.ingest import inspect_media
@@ -62,6 +62,7 @@ def accept_file(session: Session, storage: Storage, settings: Mapping[str, Any],
                       size=stored.size, sha256=sha256, storage_key=key, filename=display_filename(filename),
                       width=facts.width, height=facts.height, duration=facts.duration, frames=facts.frames,
                       details=facts.details, source=source)
+        begin_write(session)
         session.add(asset)
         try:
             session.flush()
@@ -94,7 +95,7 @@ def get_asset(session: Session, merchant_id: str, asset_id: str) -> Asset:
 
 
 def delete_asset(session: Session, storage: Storage, asset: Asset) -> None:
-    end_read(session)
+    begin_write(session)
     session.delete(asset)
     session.commit()
     storage.delete_prefix(f"assets/{asset.merchant_id}/{asset.id}")

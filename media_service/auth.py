@@ -20,7 +20,7 @@ from flask import g, request
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from media_service.db import end_read
+from media_service.db import begin_write, end_read
 from media_service.errors import Forbidden, Unauthorized
 from media_service.models import ApiKey, Merchant, utcnow
 
@@ -95,7 +95,7 @@ def verify_api_key(session: Session, key: str) -> Principal | None:
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         # written at most every few minutes, so requests do not all write
-        end_read(session)
+        begin_write(session)
         session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
         session.commit()
     return Principal(merchant_id=row.merchant_id, scopes=frozenset(row.scopes), key_id=row.id)

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from media_service.db import end_read
+from media_service.db import begin_write
 from media_service.errors import MediaServiceError, NotFound
 from media_service.jobs import queue
 from media_service.models import Asset, Batch, BatchItem, Job, Video
@@ -85,7 +85,7 @@ def add_refused(session: Session, batch: Batch, *, input_name: str, error: Media
 
 
 def _append(session: Session, batch: Batch, item: BatchItem) -> BatchItem:
-    end_read(session)
+    begin_write(session)
     batch = session.merge(batch)
     batch.total += 1
     session.add(item)

@@ -62,6 +62,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATA_DIR", "var", str, "Folder for the SQLite database, local storage and the secret key."),
     Setting("DATABASE_URL", None, _optional_str,
             "SQLAlchemy URL; default sqlite:///<DATA_DIR>/media-service.db (PostgreSQL by URL)."),
+    Setting("DATABASE_STRICT_WRITES", False, _bool,
+            "Development check: fail any SQLite transaction that reads and then writes without taking the "
+            "write lock first (such a write fails at random under concurrency)."),
     Setting("STORAGE_BACKEND", "filesystem", str, "Storage implementation: 'filesystem'."),
     Setting("STORAGE_ROOT", None, _optional_str, "Root folder of filesystem storage; default <DATA_DIR>/storage."),
     Setting("SECRET_KEY", None, _optional_str,

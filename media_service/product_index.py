@@ -36,7 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from media_service.assets import get_asset
-from media_service.db import end_read
+from media_service.db import begin_write
 from media_service.detection.base import DETECTOR_NAMES
 from media_service.detection.cutout import CutOut, cut_out, encode_png, render_cutout
 from media_service.detection.detections import CANDIDATES, POLYGON, Detections
@@ -138,7 +138,7 @@ def start_index(session: Session, settings: Mapping[str, Any], merchant_id: str,
         index = session.scalar(select(VideoIndex).where(VideoIndex.job_id == existing.id))
         if index is not None:
             return index, existing, False
-    end_read(session)
+    begin_write(session)
     index = VideoIndex(merchant_id=merchant_id, asset_id=asset.id, video_id=video_ref, detector=detector,
                        fps=float(fps), catalog_fingerprint=fingerprint)
     session.add(index)
@@ -240,7 +240,7 @@ def review_track(session: Session, track: ProductTrack, body: Mapping[str, Any])
         get_product(session, track.merchant_id, sku)  # must be in the catalog
     elif "sku" in body:
         raise BadRequest("a SKU can only be given when confirming (state 'confirmed')", code="invalid_review")
-    end_read(session)
+    begin_write(session)
     track.state, track.confirmed_sku, track.reviewed_at = state, sku, utcnow()
     session.commit()
     return track
@@ -634,7 +634,7 @@ def put_cart_webhook(session: Session, settings: Mapping[str, Any], merchant_id:
         raise BadRequest("url must be a string of at most 2000 characters", code="invalid_webhook_url")
     check_webhook_url(url, allow_private=settings["WEBHOOK_ALLOW_PRIVATE_NETWORKS"])
     hook = cart_webhook(session, merchant_id)
-    end_read(session)
+    begin_write(session)
     fresh = hook is None
     if hook is None:
         hook = Webhook(merchant_id=merchant_id, url=url, events=[CART_EVENT], secret=new_secret())
@@ -680,7 +680,7 @@ def confirm_cart(session: Session, settings: Mapping[str, Any], merchant_id: str
         **{k: card[k] for k in ("sku", "title", "price", "currency", "url")}, "quantity": quantity,
         "video_id": video_id, "asset_id": asset.id, "t": claims.get("t"), "track_id": claims.get("k"),
         "shopper_ref": shopper_ref}}
-    end_read(session)
+    begin_write(session)
     timeout = float(settings["WEBHOOK_TIMEOUT_SECONDS"])
     # Leased for this request (next_attempt_at in the future), so a worker does not send it meanwhile.
     delivery = WebhookDelivery(webhook_id=hook.id, event=CART_EVENT, payload=payload,
@@ -728,7 +728,7 @@ def delete_cart_webhook(session: Session, merchant_id: str) -> None:
     hook = cart_webhook(session, merchant_id)
     if hook is None:
         raise NotFound("this shop has no cart webhook", code="cart_webhook_not_found")
-    end_read(session)
+    begin_write(session)
     session.delete(hook)
     session.commit()
 

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from media_service.assets import get_asset
-from media_service.db import end_read
+from media_service.db import begin_write
 from media_service.detection.catalog import (
     FEATURE_KINDS,
     FEATURE_VERSION,
@@ -182,7 +182,7 @@ def create_product(session: Session, storage: Storage, settings: Mapping[str, An
         raise Conflict(f"a product with SKU {fields['sku']!r} exists; PATCH /v1/products/{fields['sku']} changes it",
                        code="product_exists")
     images = index_photos(session, storage, settings, merchant_id, fields.get("image_asset_ids", []))
-    end_read(session)
+    begin_write(session)
     product = Product(merchant_id=merchant_id, sku=fields["sku"], title=fields["title"], price=fields.get("price"),
                       currency=fields.get("currency"), url=fields.get("url"), images=images)
     session.add(product)
@@ -202,7 +202,7 @@ def update_product(session: Session, storage: Storage, settings: Mapping[str, An
     images = None
     if "image_asset_ids" in fields:
         images = index_photos(session, storage, settings, product.merchant_id, fields["image_asset_ids"])
-    end_read(session)
+    begin_write(session)
     for name in ("title", "price", "currency", "url"):
         if name in fields:
             setattr(product, name, fields[name])
@@ -215,7 +215,7 @@ def update_product(session: Session, storage: Storage, settings: Mapping[str, An
 
 def delete_product(session: Session, product: Product) -> None:
     """Remove a product (its stored features stay while another product may share the photo)."""
-    end_read(session)
+    begin_write(session)
     session.delete(product)
     session.commit()
 

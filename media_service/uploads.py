@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from media_service.assets import accept_file, display_filename
-from media_service.db import end_read
+from media_service.db import begin_write, end_read
 from media_service.errors import (
     BadRequest,
     ChecksumMismatch,
@@ -174,7 +174,7 @@ def create_upload(session: Session, settings: Mapping[str, Any], *, merchant_id:
                                                        Upload.idempotency_key == idempotency_key))
         if existing is not None:
             return existing, False
-        end_read(session)
+        begin_write(session)
     upload = Upload(merchant_id=merchant_id, length=length, upload_metadata=metadata,
                     filename=display_filename(metadata.get("filename") or metadata.get("name")),
                     expected_sha256=parse_expected_sha256(metadata.get("sha256")),
@@ -310,10 +310,12 @@ def _complete(session: Session, storage: Storage, settings: Mapping[str, Any], u
                                       sha256=sha256, filename=upload.filename, source="tus")
     except MediaServiceError as exc:
         session.rollback()
+        begin_write(session)
         upload.state, upload.error = "rejected", exc.to_problem()
         session.commit()
         path.unlink(missing_ok=True)
         raise
+    begin_write(session)
     upload.state, upload.asset_id = "completed", asset.id
     session.commit()
     (uploads_dir(settings) / f"{upload.id}.lock").unlink(missing_ok=True)
@@ -324,7 +326,7 @@ def terminate(session: Session, settings: Mapping[str, Any], merchant_id: str, u
         upload = session.scalar(select(Upload).where(Upload.id == upload_id, Upload.merchant_id == merchant_id))
         if upload is None:
             raise NotFound(f"no upload {upload_id!r}", code="upload_not_found")
-        end_read(session)
+        begin_write(session)
         session.delete(upload)
         session.commit()
         part_path(settings, upload_id).unlink(missing_ok=True)
@@ -335,7 +337,7 @@ def terminate(session: Session, settings: Mapping[str, Any], merchant_id: str, u
 def expire_uploads(session: Session, settings: Mapping[str, Any]) -> int:
     """Delete unfinished uploads past their expiry, with their partial data."""
     expired = session.scalars(select(Upload).where(Upload.state == "active", Upload.expires_at < utcnow())).all()
-    end_read(session)
+    begin_write(session)
     for upload in expired:
         session.delete(upload)
         part_path(settings, upload.id).unlink(missing_ok=True)

@@ -27,8 +27,10 @@ from media_service.db import upgrade
 REPO = Path(__file__).resolve().parent.parent
 SHARED_MEDIA = Path(os.environ.get("MEDIA_SERVICE_TEST_MEDIA", REPO.parent / "shared" / "media"))
 
-FAST_JOBS = {"JOB_LEASE_SECONDS": 3.0, "JOB_HEARTBEAT_SECONDS": 0.5, "JOB_POLL_SECONDS": 0.1,
-             "WEBHOOK_ALLOW_PRIVATE_NETWORKS": True, "WEBHOOK_BACKOFF_SECONDS": 0.2}
+# Quick job timings, and every unsafe SQLite transaction fails at once (in the app, live servers and workers).
+TEST_SETTINGS = {"DATABASE_STRICT_WRITES": True, "JOB_LEASE_SECONDS": 3.0, "JOB_HEARTBEAT_SECONDS": 0.5,
+                 "JOB_POLL_SECONDS": 0.1,
+                 "WEBHOOK_ALLOW_PRIVATE_NETWORKS": True, "WEBHOOK_BACKOFF_SECONDS": 0.2}
 
 
 def media(relative: str) -> Path:
@@ -40,7 +42,7 @@ def media(relative: str) -> Path:
 
 
 def make_test_config(data_dir: Path, **overrides: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {"TESTING": True, "DATA_DIR": str(data_dir), **FAST_JOBS}
+    config: dict[str, Any] = {"TESTING": True, "DATA_DIR": str(data_dir), **TEST_SETTINGS}
     config.update(overrides)
     return config
 
@@ -101,7 +103,7 @@ def free_port() -> int:
 def service_env(data_dir: Path, **settings: Any) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIA_SERVICE_")}
     env["MEDIA_SERVICE_DATA_DIR"] = str(data_dir)
-    for key, value in {**FAST_JOBS, **settings}.items():
+    for key, value in {**TEST_SETTINGS, **settings}.items():
         env[f"MEDIA_SERVICE_{key}"] = ",".join(value) if isinstance(value, list) else str(value)
     env["PYTHONPATH"] = str(REPO)
     return env

@@ -67,7 +67,7 @@ def test_revoked_key_is_refused(app: Flask, client: FlaskClient, merchant: Merch
     from media_service.models import utcnow
 
     assert client.get("/v1/assets", headers=merchant.headers).status_code == 200
-    with app.extensions["database"].session() as session:
+    with app.extensions["database"].session(write=True) as session:
         session.scalar(select(ApiKey).where(ApiKey.merchant_id == merchant.merchant_id)).revoked_at = utcnow()
     assert client.get("/v1/assets", headers=merchant.headers).status_code == 401
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from media_service.api.common import json_body
 from media_service.auth import current_merchant_id, require
-from media_service.db import end_read, get_session
+from media_service.db import begin_write, get_session
 from media_service.embed import (
     EmbedGrant,
     check_origin,
@@ -75,7 +75,7 @@ def put_embed_settings() -> Any:
     session = get_session()
     merchant_id = current_merchant_id()
     settings = session.get(EmbedSettings, merchant_id)
-    end_read(session)
+    begin_write(session)
     if settings is None:
         settings = EmbedSettings(merchant_id=merchant_id)
         session.add(settings)

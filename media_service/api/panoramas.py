@@ -19,7 +19,7 @@ from media_service.api.common import created, idempotency_key, json_body, page
 from media_service.api.files import signed_url
 from media_service.assets import get_asset
 from media_service.auth import current_merchant_id, require
-from media_service.db import end_read, get_session
+from media_service.db import begin_write, get_session
 from media_service.embed import embed_provider
 from media_service.errors import BadRequest, Conflict, InvalidMedia, NotFound
 from media_service.jobs.base import CANCELLED, FAILED, QUEUED, SUCCEEDED
@@ -126,7 +126,7 @@ def create_panorama() -> Any:
     merchant_id = current_merchant_id()
     assets = image_assets(session, merchant_id, asset_ids)
     key = idempotency_key()
-    end_read(session)
+    begin_write(session)
     panorama_id = new_id("pan")
     params = {"panorama_id": panorama_id, "options": raw_options,
               "photos": [{"asset_id": a.id, "key": a.storage_key, "name": a.filename} for a in assets]}

@@ -18,7 +18,7 @@ from media_service.api.files import signed_url
 from media_service.api.panoramas import asset_id_list, image_assets, public_state
 from media_service.assets import get_asset
 from media_service.auth import current_merchant_id, require
-from media_service.db import end_read, get_session
+from media_service.db import begin_write, get_session
 from media_service.embed import embed_provider
 from media_service.errors import BadRequest, Conflict, InvalidMedia, NotFound
 from media_service.jobs.queue import enqueue, job_to_dict
@@ -107,7 +107,7 @@ def create_spin() -> Any:
         params.update(source="video", video={"asset_id": video.id, "key": video.storage_key, "name": video.filename})
         row.source, row.video_asset_id, row.asset_ids = "video", video.id, []
     key = idempotency_key()
-    end_read(session)
+    begin_write(session)
     job, was_created = enqueue(session, "spins.build", params, merchant_id=merchant_id,
                                max_attempts=config["JOB_MAX_ATTEMPTS"], idempotency_key=f"spins:{key}" if key else None)
     if was_created:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from media_service.api.common import created, json_body
 from media_service.auth import Principal, current_merchant_id, register_token_verifier, require
-from media_service.db import end_read, get_db, get_session
+from media_service.db import begin_write, get_db, get_session
 from media_service.errors import BadRequest, Forbidden, MediaServiceError, NotFound, PayloadTooLarge, Unauthorized
 from media_service.models import Asset, UploadToken, Video, utcnow
 from media_service.video.presets import PROFILES
@@ -81,7 +81,7 @@ def _restrict() -> None:
                                   code="upload_token_size")
         if g.get("upload_token_claimed") == token.id:
             return
-        end_read(session)
+        begin_write(session)
         claimed = session.execute(update(UploadToken).where(UploadToken.id == token.id,
                                                             UploadToken.state == "unused").values(state="claimed"))
         session.commit()
@@ -107,7 +107,7 @@ def _bind_token(response: Response) -> Response:
     if endpoint == "assets.upload_asset" and response.status_code in (200, 201):
         asset_id = (response.get_json(silent=True) or {}).get("id")
     try:
-        with get_db().session() as session:
+        with get_db().session(write=True) as session:
             token = session.get(UploadToken, principal.key_id)
             if token is None:
                 return response
@@ -219,7 +219,7 @@ def revoke_token(token_id: str) -> Any:
     """Revoke a token; an upload in progress with it cannot continue."""
     token = _own_token(token_id)
     session = get_session()
-    end_read(session)
+    begin_write(session)
     token.state = "revoked"
     session.commit()
     return "", 204

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from media_service.api.common import created, idempotency_key, json_body, page
 from media_service.assets import get_asset
 from media_service.auth import current_merchant_id, require
-from media_service.db import end_read, get_session
+from media_service.db import begin_write, get_session
 from media_service.embed import embed_provider
 from media_service.errors import BadRequest, Conflict, Forbidden, NotFound
 from media_service.jobs.base import FAILED, QUEUED, RUNNING
@@ -164,7 +164,7 @@ def put_policy() -> Any:
     merchant_id = current_merchant_id()
     pending = list(session.scalars(select(Video).where(Video.merchant_id == merchant_id, Video.state == "ready",
                                                        Video.moderation_status == "pending")))
-    end_read(session)
+    begin_write(session)
     policy = session.get(VideoPolicy, merchant_id) or VideoPolicy(merchant_id=merchant_id)
     policy.buyer_show_auto_approve, policy.updated_at = choice, utcnow()
     session.add(policy)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from media_service.api.common import created, json_body
 from media_service.auth import current_merchant_id, require
-from media_service.db import end_read, get_session
+from media_service.db import begin_write, get_session
 from media_service.errors import BadRequest, NotFound
 from media_service.jobs.webhooks import JOB_EVENTS, check_webhook_url, new_secret
 from media_service.models import Webhook, WebhookDelivery
@@ -76,7 +76,7 @@ def get_webhook(webhook_id: str) -> Any:
 def delete_webhook(webhook_id: str) -> Any:
     session = get_session()
     hook = _own(webhook_id)
-    end_read(session)
+    begin_write(session)
     session.delete(hook)
     session.commit()
     return "", 204

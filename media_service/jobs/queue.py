@@ -15,7 +15,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from media_service.db import end_read
+from media_service.db import begin_write
 from media_service.errors import Conflict, NotFound
 from media_service.jobs.base import (
     CANCELLED,
@@ -52,7 +52,7 @@ def enqueue(session: Session, kind: str, params: dict[str, Any], *, merchant_id:
                                                     Job.idempotency_key == idempotency_key))
         if existing is not None:
             return existing, False
-        end_read(session)
+        begin_write(session)
     job = Job(kind=kind, params=params, merchant_id=merchant_id, max_attempts=max_attempts,
               idempotency_key=idempotency_key, state=QUEUED)
     session.add(job)
@@ -77,7 +77,7 @@ def claim_next(session: Session, owner: str, lease_seconds: float,
     if kinds is not None:
         query = query.where(Job.kind.in_(kinds))
     candidates = session.scalars(query).all()
-    end_read(session)
+    begin_write(session)
     for job_id in candidates:
         claimed = session.execute(
             update(Job).where(Job.id == job_id, Job.state == QUEUED).values(
@@ -99,6 +99,7 @@ class LeaseStatus:
 def renew_lease(session: Session, job_id: str, owner: str, lease_seconds: float,
                 progress: float | None = None) -> LeaseStatus:
     """Extend the lease (and store progress); tells whether we still hold it and if cancel was asked."""
+    begin_write(session)
     now = utcnow()
     values: dict[str, Any] = {"lease_expires_at": now + timedelta(seconds=lease_seconds), "heartbeat_at": now}
     if progress is not None:
@@ -113,6 +114,7 @@ def renew_lease(session: Session, job_id: str, owner: str, lease_seconds: float,
 def finish(session: Session, job_id: str, owner: str, state: str, *, result: dict[str, Any] | None = None,
            error: dict[str, Any] | None = None) -> bool:
     """Move a leased job to a final state; False when the lease was lost (the outcome is dropped)."""
+    begin_write(session)
     values: dict[str, Any] = {"state": state, "finished_at": utcnow(), "lease_owner": None,
                               "lease_expires_at": None, "result": result, "error": error}
     if state == SUCCEEDED:
@@ -136,6 +138,7 @@ def finish(session: Session, job_id: str, owner: str, state: str, *, result: dic
 
 def release(session: Session, job_id: str, owner: str) -> None:
     """Give a leased job back to the queue (worker shutting down); the attempt is not counted."""
+    begin_write(session)
     session.execute(update(Job).where(Job.id == job_id, Job.lease_owner == owner, Job.state == RUNNING).values(
         state=QUEUED, lease_owner=None, lease_expires_at=None, attempts=Job.attempts - 1))
     session.commit()
@@ -145,7 +148,7 @@ def reconcile_expired(session: Session) -> list[str]:
     """Re-queue running jobs whose lease expired (their worker died); fail those out of attempts."""
     now = utcnow()
     expired = session.scalars(select(Job).where(Job.state == RUNNING, Job.lease_expires_at < now)).all()
-    end_read(session)
+    begin_write(session)
     changed: list[str] = []
     for job in expired:
         out_of_attempts = job.attempts >= job.max_attempts
@@ -183,7 +186,7 @@ def cancel(session: Session, job_id: str, merchant_id: str | None) -> Job:
     job = get_job(session, job_id, merchant_id)
     if job.state in FINISHED_STATES:
         raise Conflict(f"job {job_id} already ended as {job.state}; nothing to cancel", code="job_finished")
-    end_read(session)
+    begin_write(session)
     session.execute(update(Job).where(Job.id == job_id, Job.state == QUEUED).values(
         state=CANCELLED, finished_at=utcnow()))
     session.execute(update(Job).where(Job.id == job_id, Job.state == RUNNING).values(cancel_requested=True))
@@ -196,7 +199,7 @@ def cancel(session: Session, job_id: str, merchant_id: str | None) -> Job:
 def retry(session: Session, job_id: str, merchant_id: str | None) -> Job:
     """Queue a failed or cancelled job again, with fresh attempts."""
     job = get_job(session, job_id, merchant_id)
-    end_read(session)
+    begin_write(session)
     moved = session.execute(update(Job).where(Job.id == job_id, Job.state.in_((FAILED, CANCELLED))).values(
         state=QUEUED, attempts=0, cancel_requested=False, error=None, result=None, progress=0.0,
         finished_at=None))

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import delete, update
 
-from media_service.db import Database
+from media_service.db import Database, begin_write
 from media_service.errors import JobCancelled, MediaServiceError
 from media_service.ingest.images import configure_image_limits
 from media_service.jobs import queue
@@ -104,6 +104,7 @@ def run_one(db: Database, settings: Mapping[str, Any], owner: str) -> str | None
         if job is None:
             return None
         job_id, kind, params, merchant_id = job.id, job.kind, dict(job.params), job.merchant_id
+        begin_write(session)
         session.execute(update(WorkerHeartbeat).where(WorkerHeartbeat.id == owner).values(
             current_job_id=job_id, seen_at=utcnow()))
     log.info("job %s (%s) started by %s", job_id, kind, owner)
@@ -158,8 +159,8 @@ def job_process_main(settings: dict[str, Any], owner: str, parent_pid: int) -> N
     logging.basicConfig(level=settings["LOG_LEVEL"], format="%(asctime)s %(processName)s %(message)s")
     configure_image_limits(settings)
     load_job_modules(settings["JOB_MODULES"])
-    db = Database(settings["DATABASE_URL"])
-    with db.session() as session:
+    db = Database.from_settings(settings)
+    with db.session(write=True) as session:
         session.merge(WorkerHeartbeat(id=owner, hostname=socket.gethostname(), pid=os.getpid(),
                                       started_at=utcnow(), seen_at=utcnow()))
     while os.getppid() == parent_pid:
@@ -197,7 +198,7 @@ def run_worker(settings: dict[str, Any], *, concurrency: int | None = None,
     concurrency = concurrency or settings["WORKER_CONCURRENCY"]
     stop = stop or threading.Event()
     ctx = multiprocessing.get_context("spawn")
-    db = Database(settings["DATABASE_URL"])
+    db = Database.from_settings(settings)
     name = f"{socket.gethostname()}-{os.getpid()}"
     processes: dict[int, multiprocessing.process.BaseProcess] = {}
 

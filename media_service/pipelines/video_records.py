@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from media_service.db import end_read
+from media_service.db import begin_write
 from media_service.errors import Conflict, InvalidMedia, NotFound
 from media_service.jobs.base import CANCELLED, FAILED, QUEUED, RUNNING
 from media_service.jobs.queue import enqueue, job_to_dict
@@ -63,7 +63,7 @@ def create_video(session: Session, settings: Mapping[str, Any], *, merchant_id: 
         return existing, False
     token = session.scalar(select(UploadToken).where(UploadToken.asset_id == asset.id,
                                                      UploadToken.merchant_id == merchant_id))
-    end_read(session)
+    begin_write(session)
     video = Video(merchant_id=merchant_id, asset_id=asset.id, profile=profile.name, options=parsed,
                   options_key=options_key(parsed), state="processing",
                   order_id=token.order_id if token else None, sku=token.sku if token else None)
@@ -109,7 +109,7 @@ def moderate(session: Session, video: Video, decision: str, reason: str | None, 
     if video.state != "ready":
         raise Conflict(f"video {video.id} is not processed yet; approve or reject it once its state is 'ready'",
                        code="video_not_ready")
-    end_read(session)
+    begin_write(session)
     video.moderation_status = "approved" if decision == "approve" else "rejected"
     video.moderation_reason = reason
     video.moderated_by, video.moderated_at = by, utcnow()

@@ -198,7 +198,7 @@ def test_expired_upload_is_gone_and_cleaned(app: Flask, client: FlaskClient, mer
     from media_service.uploads import expire_uploads
 
     upload_id = create(client, merchant, 100)
-    with app.extensions["database"].session() as session:
+    with app.extensions["database"].session(write=True) as session:
         session.get(Upload, upload_id).expires_at = utcnow() - timedelta(seconds=1)
     assert head(client, merchant, upload_id).status_code == 410
     with app.extensions["database"].session() as session:

@@ -97,7 +97,7 @@ def test_multipart_once_size_expiry_and_revocation(app: Flask, client: FlaskClie
     state = client.get(f"/v1/upload-tokens/{token['id']}", headers=merchant.headers).json
     assert state["asset_id"] == first.json["id"] and state["video_id"] is None
     expired = mint(client, merchant)
-    with app.extensions["database"].session() as session:
+    with app.extensions["database"].session(write=True) as session:
         session.get(UploadToken, expired["id"]).expires_at = utcnow() - timedelta(seconds=1)
     response = client.post("/v1/uploads", headers=bearer(expired["token"], **TUS, **{"Upload-Length": "10"}))
     assert (response.status_code, response.json["code"]) == (401, "upload_token_expired")
