@@ -22,6 +22,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from media_service import db
     from media_service.api import register_blueprints
     from media_service.api.assets import MediaRequest, remove_spool_files
+    from media_service.compression import register_compression
     from media_service.config import load_settings
     from media_service.http_errors import register_error_handlers
     from media_service.ingest.images import configure_image_limits
@@ -43,6 +44,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.teardown_request(remove_spool_files)
     register_error_handlers(app)
     register_blueprints(app)
+    register_compression(app)
 
     @app.after_request
     def static_is_embeddable(response: Any) -> Any:

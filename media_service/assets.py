@@ -56,7 +56,7 @@ def accept_file(session: Session, storage: Storage, settings: Mapping[str, Any],
         end_read(session)  # validation may take seconds; hold no snapshot meanwhile
         facts = inspect_media(path, settings)
         asset_id = new_id("ast")
-        key = f"assets/{merchant_id}/{asset_id}/original.{EXTENSIONS.get(facts.format, 'bin')}"
+        key = f"{asset_prefix(merchant_id, asset_id)}/original.{EXTENSIONS.get(facts.format, 'bin')}"
         stored = storage.put_file(key, path, move=True, sha256=sha256)
         asset = Asset(id=asset_id, merchant_id=merchant_id, kind=facts.kind, format=facts.format, mime=facts.mime,
                       size=stored.size, sha256=sha256, storage_key=key, filename=display_filename(filename),
@@ -68,7 +68,7 @@ def accept_file(session: Session, storage: Storage, settings: Mapping[str, Any],
             session.flush()
         except IntegrityError:  # the same content finished uploading in parallel
             session.rollback()
-            storage.delete_prefix(f"assets/{merchant_id}/{asset_id}")
+            storage.delete_prefix(asset_prefix(merchant_id, asset_id))
             existing = session.scalar(select(Asset).where(Asset.merchant_id == merchant_id,
                                                           Asset.sha256 == sha256))
             if existing is None:
@@ -86,19 +86,17 @@ def accept_file(session: Session, storage: Storage, settings: Mapping[str, Any],
             os.unlink(path)
 
 
+def asset_prefix(merchant_id: str, asset_id: str) -> str:
+    """Where an asset's files live: the original and what is made of it alone (its thumbnail)."""
+    return f"assets/{merchant_id}/{asset_id}"
+
+
 def get_asset(session: Session, merchant_id: str, asset_id: str) -> Asset:
     """A merchant's asset; another merchant's id is simply not found."""
     asset = session.scalar(select(Asset).where(Asset.id == asset_id, Asset.merchant_id == merchant_id))
     if asset is None:
         raise NotFound(f"no asset {asset_id!r}", code="asset_not_found")
     return asset
-
-
-def delete_asset(session: Session, storage: Storage, asset: Asset) -> None:
-    begin_write(session)
-    session.delete(asset)
-    session.commit()
-    storage.delete_prefix(f"assets/{asset.merchant_id}/{asset.id}")
 
 
 def asset_to_dict(asset: Asset) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -513,9 +514,31 @@ def batch_videos(ctx: click.Context, source: Path, profile: str, out_dir: Path, 
         ctx.exit(1)
 
 
+@assets.command("delete")
+@click.argument("asset_id")
+@click.pass_context
+def assets_delete(ctx: click.Context, asset_id: str) -> None:
+    """Delete an asset, its files and what was made of it alone (videos, video indexes, tap cut-outs)."""
+    from media_service.deletion import delete_asset
+    from media_service.models import Asset
+
+    _delete_row(ctx, Asset, asset_id, delete_asset)
+
+
+def _delete_row(ctx: click.Context, model: type[Any], row_id: str, delete: Callable[..., None]) -> None:
+    """Find a row by id (any merchant: this is the operator's tool) and delete it with ``delete``."""
+    app = _app(ctx.find_root())
+    with _db(app).session() as session:
+        row = session.get(model, row_id)
+        if row is None:
+            raise click.ClickException(f"no {model.__tablename__.removesuffix('s')} {row_id}")
+        delete(session, app.extensions["storage"], row)
+    click.echo(f"{row_id}: deleted")
+
+
 @main.group()
 def videos() -> None:
-    """Processed videos: list, show, approve, reject, moderation policy."""
+    """Processed videos: list, show, approve, reject, delete."""
 
 
 @videos.command("list")
@@ -593,6 +616,17 @@ def videos_approve(ctx: click.Context, video_id: str) -> None:
 @click.pass_context
 def videos_reject(ctx: click.Context, video_id: str, reason: str | None) -> None:
     _moderate_cli(ctx, video_id, "reject", reason)
+
+
+@videos.command("delete")
+@click.argument("video_id")
+@click.pass_context
+def videos_delete(ctx: click.Context, video_id: str) -> None:
+    """Delete a video and its outputs (its job is cancelled if still running); the asset stays."""
+    from media_service.models import Video
+    from media_service.pipelines.video_records import delete_video
+
+    _delete_row(ctx, Video, video_id, delete_video)
 
 
 # --- Panoramas and spins ------------------------------------------------------------------------------

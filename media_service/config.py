@@ -71,6 +71,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Key for signed URLs; default: generated once and kept in <DATA_DIR>/secret_key."),
     Setting("PUBLIC_URL", "", str, "External base URL used in links (empty: derived from the request)."),
     Setting("TESTING", False, _bool, "Test mode (Flask's TESTING flag)."),
+    Setting("GZIP_RESPONSES", True, _bool,
+            "Compress text responses (widget script, JSON, playlists) with gzip when the client accepts it; "
+            "turn off behind a proxy or CDN that compresses."),
     Setting("LOG_LEVEL", "INFO", str, "Logging level of the service and workers."),
     # Uploads
     Setting("MAX_UPLOAD_BYTES", 4 * GiB, int, "Largest file accepted by the upload API, in bytes."),

@@ -205,7 +205,9 @@ def openapi_document() -> dict[str, Any]:
             },
             "/v1/assets/{asset_id}": {
                 "get": _op("One asset", tag="assets", params=[asset_id], schema="Asset"),
-                "delete": _op("Delete an asset and its files", tag="assets", ok="204", params=[asset_id]),
+                "delete": _op("Delete an asset, its files and what was made of it alone (its videos, video "
+                              "indexes, tap cut-outs); work in flight for it is cancelled", tag="assets", ok="204",
+                              params=[asset_id]),
             },
             "/v1/uploads": {
                 "options": _op("tus capabilities", tag="uploads", ok="204", secured=False, errors=()),
@@ -250,9 +252,11 @@ def openapi_document() -> dict[str, Any]:
                     {"name": "profile", "in": "query", "schema": profile_enum},
                     {"name": "asset_id", "in": "query", "schema": {"type": "string"}}]),
             },
-            "/v1/videos/{video_id}": {"get": _op(
-                "One video: state, renditions, poster, previews, flags, loudness, moderation, URLs", tag="videos",
-                params=[video_id], schema="Video")},
+            "/v1/videos/{video_id}": {
+                "get": _op("One video: state, renditions, poster, previews, flags, loudness, moderation, URLs",
+                           tag="videos", params=[video_id], schema="Video"),
+                "delete": _op("Delete a video and its outputs (its job is cancelled if still running; the asset "
+                              "stays)", tag="videos", ok="204", params=[video_id])},
             "/v1/videos/{video_id}/approve": {"post": _op(
                 "Approve (publish) a processed video", tag="videos", params=[video_id], body=reason_body,
                 errors=("400", "401", "404", "409"), schema="Video")},
@@ -337,17 +341,22 @@ def openapi_document() -> dict[str, Any]:
                             params=[_header("Idempotency-Key", False)], body=_json_body(PANORAMA_REQUEST)),
                 "get": _op("List panoramas, newest first", tag="panoramas", params=PAGING),
             },
-            "/v1/panoramas/{panorama_id}": {"get": _op(
-                "A panorama: state, per-photo diagnostics, image, preview, tiles and viewer manifest",
-                tag="panoramas", params=[_path_param("panorama_id")])},
+            "/v1/panoramas/{panorama_id}": {
+                "get": _op("A panorama: state, per-photo diagnostics, image, preview, tiles and viewer manifest",
+                           tag="panoramas", params=[_path_param("panorama_id")]),
+                "delete": _op("Delete a panorama and its outputs (its job is cancelled if still running; the "
+                              "photos stay)", tag="panoramas", ok="204", params=[_path_param("panorama_id")])},
             "/v1/spins": {
                 "post": _op("Build a product spin from a turntable photo set or video (answers 202 with its job)",
                             tag="spins", ok="202", errors=("400", "401", "403", "404", "409", "422"),
                             params=[_header("Idempotency-Key", False)], body=_json_body(SPIN_REQUEST)),
                 "get": _op("List spins, newest first", tag="spins", params=PAGING),
             },
-            "/v1/spins/{spin_id}": {"get": _op("A spin: state and its manifest (frames, sizes, sprite, order)",
-                                               tag="spins", params=[_path_param("spin_id")])},
+            "/v1/spins/{spin_id}": {
+                "get": _op("A spin: state and its manifest (frames, sizes, sprite, order)", tag="spins",
+                           params=[_path_param("spin_id")]),
+                "delete": _op("Delete a spin and its outputs (its job is cancelled if still running; the photos "
+                              "or video stay)", tag="spins", ok="204", params=[_path_param("spin_id")])},
             **_product_paths(),
         },
         "components": {

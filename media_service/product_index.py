@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from media_service.assets import get_asset
 from media_service.db import begin_write
+from media_service.deletion import Dependents, asset_dependents
 from media_service.detection.base import DETECTOR_NAMES
 from media_service.detection.cutout import CutOut, cut_out, encode_png, render_cutout
 from media_service.detection.detections import CANDIDATES, POLYGON, Detections
@@ -46,7 +47,7 @@ from media_service.jobs.base import FINISHED_STATES
 from media_service.jobs.queue import enqueue, job_to_dict
 from media_service.jobs.webhooks import check_webhook_url, new_secret, sign
 from media_service.models import Asset, Job, ProductTrack, VideoIndex, Webhook, WebhookDelivery, utcnow
-from media_service.pipelines.video_index import JOB_KIND, read_packed_frame
+from media_service.pipelines.video_index import JOB_KIND, index_prefix, read_packed_frame
 from media_service.products import (
     catalog_entries,
     catalog_fingerprint,
@@ -244,6 +245,20 @@ def review_track(session: Session, track: ProductTrack, body: Mapping[str, Any])
     track.state, track.confirmed_sku, track.reviewed_at = state, sku, utcnow()
     session.commit()
     return track
+
+
+def tap_cutouts_prefix(merchant_id: str, asset_id: str) -> str:
+    """Where the cut-outs of on-demand taps on a video asset are kept."""
+    return f"taps/{merchant_id}/{asset_id}"
+
+
+@asset_dependents
+def _indexes_of_asset(session: Session, asset: Asset) -> Dependents:
+    """A video's indexes (tracks go with them by cascade), their files and the cut-outs of its taps."""
+    indexes = session.scalars(select(VideoIndex).where(VideoIndex.asset_id == asset.id)).all()
+    return Dependents(job_ids=[index.job_id for index in indexes if index.job_id],
+                      prefixes=[tap_cutouts_prefix(asset.merchant_id, asset.id),
+                                *(index_prefix(asset.merchant_id, index.id) for index in indexes)])
 
 
 # --------------------------------------------------------------------------------------------- taps
@@ -529,7 +544,7 @@ class TapService:
 
     def _store_cutout(self, asset: Asset, tap: Tap, cut: CutOut, width: int, height: int) -> dict[str, Any]:
         digest = hashlib.sha256(json.dumps(tap.as_dict(), sort_keys=True).encode()).hexdigest()[:24]
-        key = f"taps/{self.merchant_id}/{asset.id}/{digest}.png"
+        key = f"{tap_cutouts_prefix(self.merchant_id, asset.id)}/{digest}.png"
         self.storage.put_stream(key, io.BytesIO(encode_png(cut.rgba)))
         return self._cutout_dict(key, cut.box, width, height)
 

@@ -11,9 +11,10 @@ from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from media_service.api.common import created, page
-from media_service.assets import accept_file, asset_to_dict, delete_asset, get_asset
+from media_service.assets import accept_file, asset_to_dict, get_asset
 from media_service.auth import current_merchant_id, require
 from media_service.db import get_session
+from media_service.deletion import delete_asset
 from media_service.errors import BadRequest, PayloadTooLarge
 from media_service.models import Asset
 from media_service.storage.base import OverlappedHash, storage_full_as_error

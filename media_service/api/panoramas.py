@@ -20,6 +20,7 @@ from media_service.api.files import signed_url
 from media_service.assets import get_asset
 from media_service.auth import current_merchant_id, require
 from media_service.db import begin_write, get_session
+from media_service.deletion import delete_job_result
 from media_service.embed import embed_provider
 from media_service.errors import BadRequest, Conflict, InvalidMedia, NotFound
 from media_service.jobs.base import CANCELLED, FAILED, QUEUED, SUCCEEDED
@@ -166,6 +167,16 @@ def get_panorama_view(panorama_id: str) -> Any:
     return panorama_to_dict(panorama, session.get(Job, panorama.job_id))
 
 
+@bp.delete("/<panorama_id>")
+@require("assets:write")
+def delete_panorama_view(panorama_id: str) -> Any:
+    """Delete a panorama and its outputs; embeds of it stop working. The photos stay."""
+    session = get_session()
+    delete_job_result(session, current_app.extensions["storage"],
+                      get_panorama_row(session, current_merchant_id(), panorama_id))
+    return "", 204
+
+
 @embed_provider("panorama")
 def describe_panorama_for_embed(session: Session, merchant_id: str, panorama_id: str) -> dict[str, Any]:
     """A ready panorama for the viewer widget: equirectangular with its coverage, or a flat image."""
@@ -179,6 +190,9 @@ def describe_panorama_for_embed(session: Session, merchant_id: str, panorama_id:
     if result["projection"] == "plane":
         return {"mode": "image", "title": "Panorama", "image": image}
     fov = result["field_of_view"]
-    return {"mode": "panorama", "title": "Panorama", "panorama": {
-        **image, "preview": sign(manifest["preview"]["path"]), "hfov": fov["horizontal"], "vfov": fov["vertical"],
-        "v_offset": fov["pitch"], "full_360": fov["full_360"], "projection": manifest["projection"]["type"]}}
+    described = {**image, "preview": sign(manifest["preview"]["path"]), "hfov": fov["horizontal"],
+                 "vfov": fov["vertical"], "v_offset": fov["pitch"], "full_360": fov["full_360"],
+                 "projection": manifest["projection"]["type"]}
+    if manifest.get("tiles"):  # the widget streams the tiles the view needs instead of the whole image
+        described["tiles"] = with_urls({"tiles": manifest["tiles"]}, sign)["tiles"]
+    return {"mode": "panorama", "title": "Panorama", "panorama": described}

@@ -19,6 +19,7 @@ from media_service.api.panoramas import asset_id_list, image_assets, public_stat
 from media_service.assets import get_asset
 from media_service.auth import current_merchant_id, require
 from media_service.db import begin_write, get_session
+from media_service.deletion import delete_job_result
 from media_service.embed import embed_provider
 from media_service.errors import BadRequest, Conflict, InvalidMedia, NotFound
 from media_service.jobs.queue import enqueue, job_to_dict
@@ -139,6 +140,15 @@ def get_spin_view(spin_id: str) -> Any:
     session = get_session()
     spin = get_spin_row(session, current_merchant_id(), spin_id)
     return spin_to_dict(spin, session.get(Job, spin.job_id))
+
+
+@bp.delete("/<spin_id>")
+@require("assets:write")
+def delete_spin_view(spin_id: str) -> Any:
+    """Delete a spin and its outputs; embeds of it stop working. The photos or video stay."""
+    session = get_session()
+    delete_job_result(session, current_app.extensions["storage"], get_spin_row(session, current_merchant_id(), spin_id))
+    return "", 204
 
 
 @embed_provider("spin")

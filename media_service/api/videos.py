@@ -29,6 +29,7 @@ from media_service.pipelines.video_records import (
     PURPOSES,
     VIDEO_STATES,
     create_video,
+    delete_video,
     file_signature,
     file_urls,
     get_video,
@@ -113,6 +114,15 @@ def list_videos() -> Any:
 @require("assets:read")
 def get_video_view(video_id: str) -> Any:
     return render(get_video(get_session(), current_merchant_id(), video_id))
+
+
+@bp.delete("/v1/videos/<video_id>")
+@require("assets:write")
+def delete_video_view(video_id: str) -> Any:
+    """Delete a video and its outputs; its public links stop working. The asset it was made from stays."""
+    session = get_session()
+    delete_video(session, current_app.extensions["storage"], get_video(session, current_merchant_id(), video_id))
+    return "", 204
 
 
 def _decide(video_id: str, decision: str) -> Any:

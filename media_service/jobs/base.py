@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,13 +51,19 @@ class JobContext:
 
     def output_key(self, name: str) -> str:
         """A storage key owned by this job: the same on every attempt, so re-runs overwrite."""
-        owner = self.merchant_id or "system"
-        return f"jobs/{owner}/{self.job_id}/{name}"
+        return f"{job_output_root(self.merchant_id, self.job_id)}/{name}"
+
+
+def job_output_root(merchant_id: str | None, job_id: str) -> str:
+    """The storage prefix under which a job writes its outputs (``JobContext.output_key``)."""
+    return f"jobs/{merchant_id or 'system'}/{job_id}"
 
 
 JobHandler = Callable[[JobContext], dict[str, Any]]
-# Runs in the transaction that marks the job succeeded: records outputs on the owning rows.
-SuccessHook = Callable[["Session", "Job"], None]
+# Runs in the transaction that marks the job succeeded: records outputs on the owning rows. When the row
+# that would own them was deleted while the job ran, it returns the storage prefixes of those outputs,
+# which the worker deletes once the job is recorded (nothing is left behind that nothing points to).
+SuccessHook = Callable[["Session", "Job"], Sequence[str]]
 
 
 @dataclass(frozen=True)

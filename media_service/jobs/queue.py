@@ -111,9 +111,18 @@ def renew_lease(session: Session, job_id: str, owner: str, lease_seconds: float,
     return LeaseStatus(held=renewed.rowcount == 1, cancel_requested=bool(cancel))
 
 
+@dataclass(frozen=True)
+class Finished:
+    """How ``finish`` went: ``recorded`` is False when the lease was lost (the outcome was dropped);
+    ``orphaned`` lists storage prefixes of outputs whose owner was deleted while the job ran."""
+
+    recorded: bool
+    orphaned: tuple[str, ...] = ()
+
+
 def finish(session: Session, job_id: str, owner: str, state: str, *, result: dict[str, Any] | None = None,
-           error: dict[str, Any] | None = None) -> bool:
-    """Move a leased job to a final state; False when the lease was lost (the outcome is dropped)."""
+           error: dict[str, Any] | None = None) -> Finished:
+    """Move a leased job to a final state, running its kind's success hook in the same transaction."""
     begin_write(session)
     values: dict[str, Any] = {"state": state, "finished_at": utcnow(), "lease_owner": None,
                               "lease_expires_at": None, "result": result, "error": error}
@@ -123,17 +132,20 @@ def finish(session: Session, job_id: str, owner: str, state: str, *, result: dic
                                              Job.state == RUNNING).values(**values))
     if done.rowcount != 1:
         session.rollback()
-        return False
+        return Finished(recorded=False)
     job = session.get(Job, job_id, populate_existing=True)
+    orphaned: tuple[str, ...] = ()
     if job is not None:
         from media_service.jobs.webhooks import record_job_event
 
         registered = kind_for(job.kind)
         if state == SUCCEEDED and registered is not None and registered.on_success is not None:
-            registered.on_success(session, job)
+            orphaned = tuple(registered.on_success(session, job))
+        if orphaned:
+            job.result = {**(job.result or {}), "outputs_discarded": "what this job made for was deleted meanwhile"}
         record_job_event(session, job)
     session.commit()
-    return True
+    return Finished(recorded=True, orphaned=orphaned)
 
 
 def release(session: Session, job_id: str, owner: str) -> None:
@@ -187,13 +199,20 @@ def cancel(session: Session, job_id: str, merchant_id: str | None) -> Job:
     if job.state in FINISHED_STATES:
         raise Conflict(f"job {job_id} already ended as {job.state}; nothing to cancel", code="job_finished")
     begin_write(session)
-    session.execute(update(Job).where(Job.id == job_id, Job.state == QUEUED).values(
-        state=CANCELLED, finished_at=utcnow()))
-    session.execute(update(Job).where(Job.id == job_id, Job.state == RUNNING).values(cancel_requested=True))
+    stop_jobs(session, [job_id])
     session.commit()
     job = session.get(Job, job_id, populate_existing=True)
     assert job is not None
     return job
+
+
+def stop_jobs(session: Session, job_ids: list[str]) -> None:
+    """Cancel queued jobs at once and ask running ones to stop (in the caller's write transaction)."""
+    if not job_ids:
+        return
+    session.execute(update(Job).where(Job.id.in_(job_ids), Job.state == QUEUED).values(
+        state=CANCELLED, finished_at=utcnow()))
+    session.execute(update(Job).where(Job.id.in_(job_ids), Job.state == RUNNING).values(cancel_requested=True))
 
 
 def retry(session: Session, job_id: str, merchant_id: str | None) -> Job:

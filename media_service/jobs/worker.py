@@ -137,9 +137,12 @@ def run_one(db: Database, settings: Mapping[str, Any], owner: str) -> str | None
         error = {"code": "internal_error", "detail": f"{type(exc).__name__}: {exc}",
                  "traceback": traceback.format_exc(limit=8)[-4000:]}
     with db.session() as session:
-        recorded = queue.finish(session, job_id, owner, state, result=result, error=error)
+        finished = queue.finish(session, job_id, owner, state, result=result, error=error)
         session.execute(update(WorkerHeartbeat).where(WorkerHeartbeat.id == owner).values(current_job_id=None))
-    log.info("job %s %s%s", job_id, state, "" if recorded else " (lease lost, not recorded)")
+    for prefix in finished.orphaned:
+        make_storage(settings).delete_prefix(prefix)
+    log.info("job %s %s%s%s", job_id, state, "" if finished.recorded else " (lease lost, not recorded)",
+             " (its owner was deleted: outputs discarded)" if finished.orphaned else "")
     return job_id
 
 

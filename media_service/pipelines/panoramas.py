@@ -46,12 +46,15 @@ def local_input(stack: ExitStack, storage: Storage, item: Mapping[str, Any]) -> 
                              "request was made; upload it again and make a new request", code="asset_missing") from exc
 
 
-def _record_panorama(session: Session, job: Job) -> None:
+def _record_panorama(session: Session, job: Job) -> list[str]:
     panorama = session.get(Panorama, job.params["panorama_id"])
-    if panorama is not None and job.result:
+    if panorama is None:  # deleted while it was stitched
+        return [job.result["prefix"]] if job.result else []
+    if job.result:
         panorama.state = "ready"
         panorama.result = job.result
         panorama.finished_at = utcnow()
+    return []
 
 
 @job_kind("panoramas.stitch", on_success=_record_panorama)

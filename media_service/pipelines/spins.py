@@ -17,12 +17,15 @@ from media_service.panorama.spin import SpinPhoto
 from media_service.pipelines.panoramas import local_input, publish_folder
 
 
-def _record_spin(session: Session, job: Job) -> None:
+def _record_spin(session: Session, job: Job) -> list[str]:
     spin = session.get(Spin, job.params["spin_id"])
-    if spin is not None and job.result:
+    if spin is None:  # deleted while it was built
+        return [job.result["prefix"]] if job.result else []
+    if job.result:
         spin.state = "ready"
         spin.result = job.result
         spin.finished_at = utcnow()
+    return []
 
 
 @job_kind("spins.build", on_success=_record_spin)

@@ -7,6 +7,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 from sqlalchemy.orm import Session
 
+from media_service.assets import asset_prefix
 from media_service.jobs.base import JobContext, job_kind
 from media_service.models import Asset, Job
 
@@ -14,7 +15,7 @@ THUMBNAIL_WIDTH = 640
 
 
 def thumbnail_key(merchant_id: str, asset_id: str) -> str:
-    return f"assets/{merchant_id}/{asset_id}/thumbnail.jpg"
+    return f"{asset_prefix(merchant_id, asset_id)}/thumbnail.jpg"
 
 
 def image_thumbnail(source: Path, target: Path, settings: dict) -> None:
@@ -44,10 +45,13 @@ def video_thumbnail(source: Path, target: Path, *, demuxer: str, duration: float
     run_ffmpeg(args, binary=settings["FFMPEG_BINARY"], timeout=min(120.0, settings["FFMPEG_TIMEOUT_SECONDS"]))
 
 
-def _record_thumbnail(session: Session, job: Job) -> None:
+def _record_thumbnail(session: Session, job: Job) -> list[str]:
     asset = session.get(Asset, job.params["asset_id"])
-    if asset is not None and job.result:
+    if asset is None:  # deleted meanwhile: the thumbnail would be the last file left of it
+        return [asset_prefix(job.merchant_id or "system", job.params["asset_id"])]
+    if job.result:
         asset.thumbnail_key = job.result["thumbnail_key"]
+    return []
 
 
 @job_kind("assets.thumbnail", on_success=_record_thumbnail)

@@ -235,12 +235,12 @@ def index_prefix(merchant_id: str, index_id: str) -> str:
     return f"indexes/{merchant_id}/{index_id}"
 
 
-def _record_index(session: Session, job: Job) -> None:
+def _record_index(session: Session, job: Job) -> list[str]:
     """Success hook: tracks become rows (the video's hotspots), the index becomes the ready one."""
     result = job.result or {}
     index = session.get(VideoIndex, job.params["index_id"])
     if index is None:  # deleted while running
-        return
+        return [result["output_prefix"]] if result.get("output_prefix") else []
     index.state = "ready"
     index.ready_at = utcnow()
     index.output_prefix = result.get("output_prefix")
@@ -264,6 +264,7 @@ def _record_index(session: Session, job: Job) -> None:
         session.add(track)
     # The rows hold the tracks now; keep the job's result small (it is shown by /v1/jobs and webhooks).
     job.result = {**{k: v for k, v in result.items() if k != "tracks"}, "track_count": len(result.get("tracks") or [])}
+    return []
 
 
 def _matching_review(track: ProductTrack, reviewed: list[ProductTrack]) -> ProductTrack | None:

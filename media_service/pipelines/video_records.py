@@ -24,11 +24,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from media_service.db import begin_write
+from media_service.deletion import Dependents, asset_dependents, delete_with_files
 from media_service.errors import Conflict, InvalidMedia, NotFound
-from media_service.jobs.base import CANCELLED, FAILED, QUEUED, RUNNING
+from media_service.jobs.base import CANCELLED, FAILED, QUEUED, RUNNING, job_output_root
 from media_service.jobs.queue import enqueue, job_to_dict
 from media_service.models import Asset, Job, UploadToken, Video, utcnow
 from media_service.pipelines.videos import JOB_KIND, apply_policy, duplicate_settings
+from media_service.storage import Storage
 from media_service.video.presets import get_profile, parse_options
 
 PURPOSES = ("public", "review")
@@ -92,6 +94,25 @@ def get_video(session: Session, merchant_id: str, video_id: str) -> Video:
     if video is None:
         raise NotFound(f"no video {video_id!r}", code="video_not_found")
     return video
+
+
+def delete_video(session: Session, storage: Storage, video: Video) -> None:
+    """Delete a video with its renditions, poster and previews (the asset it came from stays)."""
+    delete_with_files(session, storage, [video], job_ids=[video.job_id], prefixes=_video_prefixes(video))
+
+
+def _video_prefixes(video: Video) -> list[str]:
+    prefixes = [video.output_prefix] if video.output_prefix else []
+    if video.job_id:
+        prefixes.append(job_output_root(video.merchant_id, video.job_id))
+    return prefixes
+
+
+@asset_dependents
+def _videos_of_asset(session: Session, asset: Asset) -> Dependents:
+    videos = session.scalars(select(Video).where(Video.asset_id == asset.id)).all()
+    return Dependents(job_ids=[video.job_id for video in videos if video.job_id],
+                      prefixes=[prefix for video in videos for prefix in _video_prefixes(video)])
 
 
 def video_state(video: Video, job: Job | None) -> str:

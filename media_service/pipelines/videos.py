@@ -321,11 +321,13 @@ def output_prefix_for(ctx: JobContext) -> str:
     return ctx.output_key("video").rsplit("/", 1)[0]
 
 
-def record_video(session: Session, job: Job) -> None:
+def record_video(session: Session, job: Job) -> list[str]:
     """Success hook: outputs onto the ``Video`` row, near-duplicate flag, moderation by policy."""
     video = session.get(Video, job.params.get("video_id"))
-    if video is None or not job.result:
-        return
+    if video is None:  # deleted while it was processed
+        return [job.result["output_prefix"]] if job.result else []
+    if not job.result:
+        return []
     result = job.result
     flags = list(result.get("flags") or [])
     signature = list(result.get("signature") or [])
@@ -346,6 +348,7 @@ def record_video(session: Session, job: Job) -> None:
     video.duration = result.get("duration")
     video.width, video.height = result.get("width"), result.get("height")
     apply_policy(session, video)
+    return []
 
 
 #: Near-duplicate thresholds; the API copies the instance's settings into each job's parameters, because

@@ -33,9 +33,9 @@ def test_finish_only_by_the_lease_owner(app: Flask, merchant: MerchantCredential
     db = app.extensions["database"]
     with db.session() as session:
         queue.claim_next(session, "w1", 30)
-        assert not queue.finish(session, job_id, "intruder", "succeeded", result={"x": 1})
-        assert queue.finish(session, job_id, "w1", "succeeded", result={"x": 1})
-        assert not queue.finish(session, job_id, "w1", "succeeded", result={"x": 2})
+        assert not queue.finish(session, job_id, "intruder", "succeeded", result={"x": 1}).recorded
+        assert queue.finish(session, job_id, "w1", "succeeded", result={"x": 1}).recorded
+        assert not queue.finish(session, job_id, "w1", "succeeded", result={"x": 2}).recorded
         job = session.get(Job, job_id, populate_existing=True)
         assert (job.state, job.result, job.progress) == ("succeeded", {"x": 1}, 100.0)
 
@@ -56,7 +56,7 @@ def test_expired_lease_is_requeued_then_failed_after_max_attempts(app: Flask, me
         job = session.get(Job, job_id)
         assert job.error["code"] == "worker_lost"
         # the dead worker's late result is dropped
-        assert not queue.finish(session, job_id, "dead-2", "succeeded", result={})
+        assert not queue.finish(session, job_id, "dead-2", "succeeded", result={}).recorded
 
 
 def test_renew_reports_lost_lease_and_cancel(app: Flask, merchant: MerchantCredentials) -> None:

@@ -41,7 +41,7 @@ def hill(client: FlaskClient, who: MerchantCredentials) -> list[str]:
 
 
 def test_panorama_from_upload_to_viewer_manifest(app: Flask, client: FlaskClient, merchant: MerchantCredentials,
-                                                 worker: Any) -> None:
+                                                 data_dir: Path, worker: Any) -> None:
     asset_ids = [upload(client, merchant, media(f"panorama/berlin/0{i}.jpg")) for i in (3, 1, 2)]  # any order
     response = client.post("/v1/panoramas", headers={**merchant.headers, "Idempotency-Key": "pano-1"},
                            json={"asset_ids": asset_ids, "options": {"max_output_megapixels": 4}})
@@ -88,6 +88,14 @@ def test_panorama_from_upload_to_viewer_manifest(app: Flask, client: FlaskClient
     assert embedded["mode"] == "panorama"
     assert embedded["panorama"]["hfov"] == body["field_of_view"]["horizontal"]
     assert fetch_image(client, embedded["panorama"]["preview"]).size == preview.size
+    # deleting it removes its files and stops its links and embeds; the photos stay
+    assert client.delete(f"/v1/panoramas/{created['id']}", headers=merchant.headers).status_code == 204
+    assert client.get(f"/v1/panoramas/{created['id']}", headers=merchant.headers).status_code == 404
+    assert client.get(local(body["manifest_url"])).status_code == 404
+    assert client.get(local(minted.json["manifest_url"]), headers={"Origin": "https://shop.example"}).status_code \
+        == 404
+    assert not (data_dir / "storage" / "jobs" / merchant.merchant_id / job.id).exists()
+    assert client.get(f"/v1/assets/{asset_ids[0]}", headers=merchant.headers).status_code == 200
 
 
 def test_a_photo_deleted_before_the_job_runs_fails_cleanly(app: Flask, client: FlaskClient,
@@ -187,7 +195,7 @@ def test_spin_from_a_turntable_video_and_its_embed(app: Flask, client: FlaskClie
 
 
 def test_spin_from_photos_in_name_order(app: Flask, client: FlaskClient, merchant: MerchantCredentials,
-                                        worker: Any) -> None:
+                                        data_dir: Path, worker: Any) -> None:
     names = [f"{i}.png" for i in (10, 2, 1, 30, 20, 40, 50, 5)]
     asset_ids = [upload(client, merchant, media(f"spin/civic_52/{name}")) for name in names]
     created = client.post("/v1/spins", headers=merchant.headers,
@@ -200,6 +208,9 @@ def test_spin_from_photos_in_name_order(app: Flask, client: FlaskClient, merchan
     assert [o["photo"] for o in manifest["order"]] == ["1.png", "2.png", "5.png", "10.png", "20.png", "30.png",
                                                         "40.png", "50.png"]
     assert [s["width"] for s in manifest["sizes"]] == [200, 400]
+    assert client.delete(f"/v1/spins/{created.json['id']}", headers=merchant.headers).status_code == 204
+    assert client.get(f"/v1/spins/{created.json['id']}", headers=merchant.headers).status_code == 404
+    assert not (data_dir / "storage" / "jobs" / merchant.merchant_id / job.id).exists()
 
 
 @pytest.mark.parametrize(("body", "status", "code"), [

@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from media_service.jobs.webhooks import verify_signature
+from tests.conftest import wait_for_job
 from tests.products.conftest import Shop, artifact, upload
 from tests.products.semireal import Placement, render_clip, truths_at
 
@@ -184,13 +185,16 @@ def test_malformed_taps_are_400(shop: Shop, body: dict[str, Any]) -> None:
     assert response.status_code == 400 and response.json["code"] in {"invalid_tap", "invalid_json"}, response.json
 
 
-def test_on_demand_detection_and_cutout_on_a_video_never_indexed(shop: Shop, tmp_path: Any) -> None:
+def _fresh_video(shop: Shop, path: Any) -> tuple[str, Any]:
+    """A semi-real clip never seen before (one red notebook); its asset id and the truth at t = 0.5 s."""
     placements = (Placement("NOTEBOOK-RED", "solidus_notebook.png", (0.35, 0.5), (0.35, 0.5), (0.6, 0.6),
                             tilt=0.1, gain=1.1),)
-    path = tmp_path / "fresh.mp4"
     truths = render_clip("video/friday.mp4", path, placements, seconds=1.0, fps=12.0, start=2.0)
-    video_id = upload(shop.client, shop.merchant, path)["id"]
-    truth = truths_at(truths, 0.5, 12.0)[0]
+    return upload(shop.client, shop.merchant, path)["id"], truths_at(truths, 0.5, 12.0)[0]
+
+
+def test_on_demand_detection_and_cutout_on_a_video_never_indexed(shop: Shop, tmp_path: Any) -> None:
+    video_id, truth = _fresh_video(shop, tmp_path / "fresh.mp4")
     x, y = _centre(truth.box, 640, 360)
     point = shop.tap({"t": 0.5, "x": x, "y": y}, video_id=video_id).json
     assert point["hit"] and point["source"] == "on_demand" and point["product"]["sku"] == "NOTEBOOK-RED", point
@@ -202,6 +206,21 @@ def test_on_demand_detection_and_cutout_on_a_video_never_indexed(shop: Shop, tmp
     assert (mask & truth.mask).sum() / (mask | truth.mask).sum() >= 0.85
     nothing = shop.tap({"t": 0.5, "x": 0.95, "y": 0.1}, video_id=video_id).json
     assert nothing["hit"] is False
+
+
+def test_deleting_a_video_asset_deletes_its_index_and_tap_cutouts(shop: Shop, tmp_path: Any) -> None:
+    video_id, truth = _fresh_video(shop, tmp_path / "doomed.mp4")
+    x, y = _centre(truth.box, 640, 360)
+    assert shop.tap({"t": 0.5, "x": x, "y": y}, video_id=video_id).json["hit"]  # a cut-out, and the index queued
+    index = shop.client.get(f"/v1/videos/{video_id}/index", headers=shop.merchant.headers).json
+    assert wait_for_job(shop.app, index["job"]["id"], timeout=120).state == "succeeded"
+    storage, merchant_id = shop.data_dir / "storage", shop.merchant.merchant_id
+    made = [storage / "taps" / merchant_id / video_id, storage / "indexes" / merchant_id / index["id"]]
+    assert all(folder.is_dir() and any(folder.iterdir()) for folder in made)
+
+    assert shop.client.delete(f"/v1/assets/{video_id}", headers=shop.merchant.headers).status_code == 204
+    assert shop.client.get(f"/v1/videos/{video_id}/index", headers=shop.merchant.headers).status_code == 404
+    assert not any(folder.exists() for folder in made)
 
 
 def test_review_corrects_and_hides_tracks(shop: Shop) -> None:

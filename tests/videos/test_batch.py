@@ -85,3 +85,18 @@ def test_cli_batch_with_its_own_workers_and_report(app: Flask, data_dir: Path, c
                            text=True, timeout=120)
     rows = list(csv.DictReader((out / "report.csv").open()))
     assert sorted(r["skipped"] for r in rows) == ["", "yes", "yes", "yes"], rerun.stdout + rerun.stderr
+    # an operator deletes one processed video, then the asset of another, from the command line
+    def operator(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "media_service", *args], env=service_env(data_dir),
+                              capture_output=True, text=True, timeout=120)
+
+    listed = [line.split("\t") for line in operator("videos", "list", "--merchant", merchant.merchant_id)
+              .stdout.splitlines()]
+    assert len(listed) == 3
+    (video_id, *_), (*_, asset_id) = listed[0], listed[1]
+    assert operator("videos", "delete", video_id).stdout.strip() == f"{video_id}: deleted"
+    assert "no video" in operator("videos", "show", video_id).stderr
+    assert operator("assets", "delete", asset_id).stdout.strip() == f"{asset_id}: deleted"
+    remaining = operator("videos", "list", "--merchant", merchant.merchant_id).stdout
+    assert video_id not in remaining and asset_id not in remaining and len(remaining.splitlines()) == 1
+    assert operator("assets", "delete", asset_id).returncode == 1
