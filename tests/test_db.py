@@ -21,9 +21,11 @@ def _database(tmp_path: Path, *, strict_writes: bool = False) -> Database:
     return db
 
 
-def _commit_elsewhere(db: Database) -> None:
+def _commit_elsewhere(db: Database, committed: list[float] | None = None) -> None:
     with db.session() as other:
         other.execute(text("UPDATE counters SET value = value + 100 WHERE id = 1"))
+    if committed is not None:
+        committed.append(time.monotonic())
 
 
 def test_a_read_then_write_fails_when_another_process_committed_between(tmp_path: Path) -> None:
@@ -43,14 +45,15 @@ def test_begin_write_takes_the_lock_first_so_the_write_waits_instead(tmp_path: P
     session.execute(text("SELECT value FROM counters")).all()
     begin_write(session)
     session.execute(text("SELECT value FROM counters")).all()  # reads after begin_write are safe
-    other = threading.Thread(target=_commit_elsewhere, args=(db,))
-    started = time.monotonic()
+    other_committed: list[float] = []
+    other = threading.Thread(target=_commit_elsewhere, args=(db, other_committed))
     other.start()
-    time.sleep(0.3)
+    time.sleep(0.3)  # the other writer is blocked on our lock meanwhile
     session.execute(text("UPDATE counters SET value = value + 1 WHERE id = 1"))
     session.commit()
+    we_committed = time.monotonic()
     other.join(timeout=10)
-    assert time.monotonic() - started >= 0.3  # the other writer waited for our commit, then went on
+    assert other_committed and other_committed[0] >= we_committed  # it waited for our commit, then went on
     with db.session() as check:
         assert check.execute(text("SELECT value FROM counters")).scalar_one() == 101
     # the lock is only for that transaction: the next one begins deferred again

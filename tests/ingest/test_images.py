@@ -84,7 +84,7 @@ def test_pixel_bomb_is_refused_before_decoding(tmp_path: Path, settings: dict[st
     started = time.monotonic()
     with pytest.raises(InvalidMedia) as caught:
         open_image_safely(path, settings)
-    assert time.monotonic() - started < 0.5, "refused from the header, not after decoding 900 MP"
+    assert time.monotonic() - started < 2, "refused from the header, not after decoding 900 MP (minutes)"
     assert "900,000,000" in caught.value.detail and "resize" in caught.value.detail
 
 
@@ -92,7 +92,7 @@ def test_gif_frames_are_counted_cheaply_and_stop_at_the_cap(tmp_path: Path) -> N
     path = hostile.gif_many_frames(tmp_path)
     started = time.monotonic()
     scan = scan_gif(path, 1000)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2
     assert scan.frames == 1001  # stopped one past the cap
     full = scan_gif(path, 20000)
     assert (full.frames, full.complete) == (10000, True)
