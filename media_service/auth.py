@@ -36,13 +36,16 @@ class Principal:
     """Who is calling: the merchant and what the credential may do.
 
     ``restriction`` is set for limited credentials (buyer upload tokens): ``require`` calls it on every
-    request, and it raises when this request is not one the credential may make.
+    request, and it raises when this request is not one the credential may make. A credential good for
+    creating one thing has a ``creation_key``: it is the idempotency key of every creation it makes, so a
+    repeat (the answer to the first was lost) returns the first instead of making a second.
     """
 
     merchant_id: str
     scopes: frozenset[str]
     key_id: str
     restriction: Callable[[], None] | None = None
+    creation_key: str | None = None
 
 
 #: Verifiers of credentials other than API keys, by token prefix (``mut`` = buyer upload tokens). Each

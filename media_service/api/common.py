@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,10 @@ def json_body(required: Sequence[str] = ()) -> dict[str, Any]:
 
 
 def idempotency_key() -> str | None:
+    """The client's ``Idempotency-Key``, or the one a single-use credential imposes (``Principal.creation_key``)."""
+    principal = g.get("principal")
+    if principal is not None and principal.creation_key:
+        return principal.creation_key
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None

@@ -3,9 +3,11 @@
 A token (``mut_<lookup>_<secret>``, shown once, stored as a SHA-256) is bound to an order or SKU, expires
 soon, and is good for ONE file: a buyer's app sends it as ``Authorization: Bearer mut_...`` to create one
 tus upload (``POST /v1/uploads``, then ``HEAD``/``PATCH``/``GET`` of that upload only) or to post one file to
-``POST /v1/assets``. Nothing else is allowed with it. The merchant always comes from the stored token,
-never from the request. When the file becomes an asset, the token records it and (by default) starts a
-``buyer_show`` video, which waits for the merchant's approval like any buyer show.
+``POST /v1/assets``. Nothing else is allowed with it. Creating the upload again (a phone that lost the
+answer to its first try) returns that same upload, so the buyer can resume instead of needing a new link.
+The merchant always comes from the stored token, never from the request. When the file becomes an
+asset, the token records it and (by default) starts a ``buyer_show`` video, which waits for the
+merchant's approval like any buyer show.
 
 The checks plug into :mod:`media_service.auth` through its token-verifier seam: :func:`verify_upload_token`
 turns a token into a restricted principal, whose restriction (:func:`_restrict`) runs on every request;
@@ -59,7 +61,7 @@ def verify_upload_token(session: Session, token: str) -> Principal:
         raise Unauthorized("the upload token expired; ask the shop for a new upload link",
                            code="upload_token_expired")
     return Principal(merchant_id=row.merchant_id, scopes=frozenset({"assets:write"}), key_id=row.id,
-                     restriction=_restrict)
+                     restriction=_restrict, creation_key=f"upload-token:{row.id}")
 
 
 register_token_verifier(TOKEN_PREFIX, verify_upload_token)
@@ -85,6 +87,8 @@ def _restrict() -> None:
         claimed = session.execute(update(UploadToken).where(UploadToken.id == token.id,
                                                             UploadToken.state == "unused").values(state="claimed"))
         session.commit()
+        if claimed.rowcount != 1 and endpoint == "uploads.create" and token.state == "uploading":
+            return  # the answer to its creation was lost: the repeat returns the same upload (creation_key)
         if claimed.rowcount != 1:
             raise Forbidden("this upload token was already used for a file; ask the shop for a new upload link",
                             code="upload_token_used")

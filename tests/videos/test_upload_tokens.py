@@ -38,6 +38,11 @@ def test_a_buyer_uploads_one_video_with_tus(app: Flask, client: FlaskClient, mer
     assert created.status_code == 201, created.json
     location = created.headers["Location"].split("localhost", 1)[-1]
     assert client.head(location, headers=bearer(token["token"], **TUS)).headers["Upload-Offset"] == "0"
+    # the phone lost that answer and creates again: the same upload, not a second one, not a refusal
+    repeat = client.post("/v1/uploads", headers=bearer(token["token"], **TUS, **{
+        "Upload-Length": str(len(data)), "Upload-Metadata": meta, "Idempotency-Key": "the app's own key"}))
+    assert repeat.status_code == 201 and repeat.headers["Location"] == created.headers["Location"], repeat.json
+    assert repeat.headers["Upload-Offset"] == "0"
     half = len(data) // 2
     for offset, chunk in ((0, data[:half]), (half, data[half:])):
         patched = client.patch(location, data=chunk, headers=bearer(
