@@ -27,6 +27,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from media_service.http_errors import register_error_handlers
     from media_service.ingest.images import configure_image_limits
     from media_service.jobs.base import LocalExecutor, set_executor
+    from media_service.ratelimit import RateLimiter
     from media_service.storage import make_storage
 
     settings = load_settings(test_config)
@@ -39,6 +40,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     app.extensions["storage"] = make_storage(settings)
+    app.extensions["shopper_limiter"] = RateLimiter(settings["SHOPPER_RATE_PER_MINUTE"],
+                                                    settings["SHOPPER_RATE_BURST"])
     app.extensions["executor"] = LocalExecutor()
     set_executor(app.extensions["executor"])
     app.teardown_request(remove_spool_files)

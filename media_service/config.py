@@ -167,6 +167,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Refine each tracked product's outline with GrabCut while indexing (taps then answer from storage)."),
     Setting("TAP_ON_DEMAND", True, _bool,
             "Detect on the tapped frame when no track is there (or the video is not indexed)."),
+    Setting("SHOPPER_RATE_PER_MINUTE", 120.0, float,
+            "Requests a minute one viewer (embed token + address) may make to the public widget endpoints "
+            "(manifest, taps, cart, events); over it they get 429 with Retry-After."),
+    Setting("SHOPPER_RATE_BURST", 20, int, "Requests one viewer may make at once before the rate applies."),
     Setting("TAP_MAX_POLYGON_POINTS", 200, int, "Most points of a lasso polygon sent to the taps endpoint."),
     Setting("TAP_AUTO_INDEX", True, _bool,
             "A tap on a video that was never indexed queues its index job, so later taps answer from tracks."),

@@ -39,6 +39,10 @@ class MediaServiceError(Exception):
         problem.update(self.extra)
         return problem
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that go with this error (none by default)."""
+        return {}
+
 
 class ConfigError(MediaServiceError):
     code = "config_error"
@@ -125,6 +129,21 @@ class ChecksumMismatch(MediaServiceError):
     status = 460
     code = "checksum_mismatch"
     title = "Checksum mismatch"
+
+
+class TooManyRequests(MediaServiceError):
+    """A caller went over its rate limit; ``retry_after`` seconds from now it may go on."""
+
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, retry_after=retry_after, **extra)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class InsufficientStorage(MediaServiceError):

@@ -33,7 +33,7 @@ def register_error_handlers(app: Flask) -> None:
     def handle_ours(exc: MediaServiceError) -> Response:
         if exc.status >= 500:
             log.error("%s: %s", exc.code, exc.detail)
-        return problem_response(exc.to_problem())
+        return problem_response(exc.to_problem(), exc.headers())
 
     @app.errorhandler(HTTPException)
     def handle_http(exc: HTTPException) -> Response:

@@ -161,11 +161,11 @@ def _product_paths() -> dict[str, Any]:
         },
         "/v1/videos/{video_id}/taps": {"post": _op(
             "A shopper's tap {t, x, y} or lasso {t, polygon} (0..1 of the frame): the product there, cut out",
-            tag="products", schema="TapAnswer", errors=("400", "401", "403", "404", "422"),
+            tag="products", schema="TapAnswer", errors=("400", "401", "403", "404", "422", "429"),
             params=[video_id, EMBED_TOKEN], body=_json_body(TAP_REQUEST))},
         "/v1/videos/{video_id}/cart": {"post": _op(
             "Confirm adding a tapped product to the cart (calls the merchant's signed cart webhook)",
-            tag="products", errors=("400", "401", "403", "404"), params=[video_id, EMBED_TOKEN],
+            tag="products", errors=("400", "401", "403", "404", "429"), params=[video_id, EMBED_TOKEN],
             body=_json_body({"type": "object", "required": ["cart_token", "sku"], "properties": {
                 "cart_token": {"type": "string"}, "sku": SKU_SCHEMA,
                 "quantity": {"type": "integer", "minimum": 1, "maximum": 999},
@@ -319,13 +319,13 @@ def openapi_document() -> dict[str, Any]:
                     "ttl_seconds": {"type": "integer", "minimum": 60}}}))},
             "/v1/embed/{token}": {
                 "get": _op("The widget's manifest (CORS for the token's origins only)", tag="embed",
-                           params=[_path_param("token")], secured=False, errors=("401", "403", "404")),
+                           params=[_path_param("token")], secured=False, errors=("401", "403", "404", "429")),
                 "options": _op("CORS preflight", tag="embed", ok="204", params=[_path_param("token")],
                                secured=False, errors=("401", "403")),
             },
             "/v1/embed/{token}/events": {
                 "post": _op("A batch of widget interaction events", tag="embed", ok="202",
-                            params=[_path_param("token")], secured=False, errors=("400", "401", "403"),
+                            params=[_path_param("token")], secured=False, errors=("400", "401", "403", "429"),
                             body=_json_body({"type": "object", "required": ["events"], "properties": {
                                 "session": {"type": "string"},
                                 "events": {"type": "array", "items": {"type": "object", "required": ["type"]}}}})),

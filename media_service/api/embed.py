@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import Blueprint, Response, current_app, g, render_template, request, url_for
 from sqlalchemy import func, select
 
 from media_service.api.common import json_body
@@ -29,6 +29,7 @@ from media_service.embed import (
 )
 from media_service.errors import BadRequest, MediaServiceError, NotFound
 from media_service.models import EmbedEvent, EmbedSettings, utcnow
+from media_service.ratelimit import caller_key
 
 bp = Blueprint("embed", __name__)
 
@@ -42,9 +43,23 @@ def _own_origin() -> str:
 
 
 def grant_for_request(token: str) -> tuple[EmbedGrant, str | None]:
-    """The token's grant and the origin to echo in CORS; 401/403 for a bad token or a foreign origin."""
+    """The token's grant and the origin to echo in CORS; 401/403 for a bad token or a foreign origin,
+    429 for a viewer over its rate (``SHOPPER_RATE_*``)."""
     grant = read_token(current_app.config["SECRET_KEY"], token)
-    return grant, check_origin(grant, request.headers.get("Origin"), _own_origin())
+    origin = check_origin(grant, request.headers.get("Origin"), _own_origin())
+    g.embed_origin = origin  # errors from here on are readable by the page too (see _errors_readable)
+    if request.method != "OPTIONS":
+        current_app.extensions["shopper_limiter"].take(caller_key(token, request.remote_addr))
+    return grant, origin
+
+
+@bp.after_app_request
+def _errors_readable(response: Response) -> Response:
+    """A request with a valid embed token gets its CORS headers on every answer, errors included."""
+    origin = g.get("embed_origin")
+    if origin and "Access-Control-Allow-Origin" not in response.headers:
+        embed_cors(response, origin)
+    return response
 
 
 def embed_cors(response: Response, origin: str | None, methods: str = "GET, POST, OPTIONS") -> Response:
@@ -203,6 +218,13 @@ def iframe_page(target_id: str) -> Response:
     return response
 
 
+def _size_arg(name: str, default: int) -> int:
+    value = request.args.get(name) or str(default)
+    if not value.isdigit() or not 1 <= int(value) <= 100_000:
+        raise BadRequest(f"{name} must be a whole number of pixels", code="invalid_size")
+    return min(int(value), 1920)
+
+
 @bp.get("/oembed")
 def oembed() -> Any:
     """oEmbed 1.0 for links to ``/embed/<id>?token=...``, so a pasted link becomes an embed in a CMS."""
@@ -216,8 +238,7 @@ def oembed() -> Any:
     token = parse_qs(parts.query).get("token", [""])[0]
     grant = read_token(current_app.config["SECRET_KEY"], token)
     require_target(grant, target_id)
-    width = min(int(request.args.get("maxwidth", 640) or 640), 1920)
-    height = min(int(request.args.get("maxheight", 480) or 480), 1920)
+    width, height = _size_arg("maxwidth", 640), _size_arg("maxheight", 480)
     src = url_for("embed.iframe_page", target_id=target_id, token=token, _external=True)
     return {"version": "1.0", "type": "rich", "provider_name": "media-service", "width": width, "height": height,
             "html": f'<iframe src="{src}" width="{width}" height="{height}" allow="fullscreen; gyroscope; '

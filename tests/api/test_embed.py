@@ -6,12 +6,16 @@ import base64
 import json
 import time
 from io import BytesIO
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
+from media_service import create_app
+from media_service.db import upgrade
 from media_service.embed import mint_token
-from tests.conftest import MerchantCredentials, media
+from media_service.ratelimit import RateLimiter
+from tests.conftest import MerchantCredentials, add_merchant, make_test_config, media
 
 SHOP = "https://shop.example"
 
@@ -128,3 +132,36 @@ def test_oembed(client: FlaskClient, merchant: MerchantCredentials, image_id: st
     assert "<iframe" in response.json["html"] and minted["token"] in response.json["html"]
     assert client.get("/oembed", query_string={"url": "https://elsewhere.example/embed/x"}).status_code == 404
     assert client.get("/oembed", query_string={"url": minted["iframe_url"], "format": "xml"}).status_code == 501
+    for bad in ("abc", "-5", "0", "1e9"):
+        refused = client.get("/oembed", query_string={"url": minted["iframe_url"], "maxheight": bad})
+        assert (refused.status_code, refused.json["code"]) == (400, "invalid_size")
+
+
+def test_a_script_hammering_with_an_embed_token_is_slowed_down_before_any_work(tmp_path: Path) -> None:
+    """50 requests in a burst from one viewer: the burst is served, the rest get 429 with Retry-After (and
+    CORS, so the page can read it); another viewer is not affected; after Retry-After it works again."""
+    clock = [0.0]
+    app = create_app(make_test_config(tmp_path, SHOPPER_RATE_PER_MINUTE=60, SHOPPER_RATE_BURST=10))
+    upgrade(app.config["DATABASE_URL"])
+    app.extensions["shopper_limiter"] = RateLimiter(60, 10, clock=lambda: clock[0])  # time stands still
+    client = app.test_client()
+    merchant = add_merchant(app, "Busy shop")
+    image = client.post("/v1/assets", headers=merchant.headers, content_type="multipart/form-data",
+                        data={"file": (BytesIO(media("panorama/hill/1.JPG").read_bytes()), "p.jpg")}).json["id"]
+    token = mint(client, merchant, image).json["token"]
+    events = {"events": [{"type": "view"}]}
+    answers = [client.post(f"/v1/embed/{token}/events", json=events, headers={"Origin": SHOP}) for _ in range(50)]
+    assert [a.status_code for a in answers] == [202] * 10 + [429] * 40
+    limited = answers[-1]
+    assert limited.mimetype == "application/problem+json" and limited.json["code"] == "rate_limited"
+    assert limited.headers["Retry-After"] == "1" and limited.headers["Access-Control-Allow-Origin"] == SHOP
+    other = client.post(f"/v1/embed/{token}/events", json=events, headers={"Origin": SHOP},
+                        environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert other.status_code == 202
+    assert client.options(f"/v1/embed/{token}/events", headers={"Origin": SHOP}).status_code == 204  # preflight
+    clock[0] += 1.0
+    assert client.post(f"/v1/embed/{token}/events", json=events, headers={"Origin": SHOP}).status_code == 202
+    assert client.post(f"/v1/embed/{token}/events", json=events, headers={"Origin": SHOP}).status_code == 429
+    stats = client.get(f"/v1/embed-stats/{image}", headers=merchant.headers).json
+    assert stats["counts"] == {"view": 12}  # nothing of the refused requests was recorded
+    app.extensions["database"].dispose()
