@@ -16,8 +16,6 @@ Goal: job wall time <= 1.15x the bare command.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,12 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.video_jobs import job_bench
 from bench.video_ladder import PROFILE, bare_one_pass, common_output, describe, encoder_args
 from bench.video_sources import source_1080p
 from media_service.video import ladder
 from media_service.video.ffmpeg import run_ffmpeg, safe_input_args
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def cascade_only(source: ladder.LadderInput, renditions: list[ladder.PlannedRendition], work: Path) -> float:
@@ -58,51 +55,9 @@ def cascade_only(source: ladder.LadderInput, renditions: list[ladder.PlannedRend
 
 def whole_job(path: Path, data_dir: Path) -> tuple[float, float, dict[str, float]]:
     """(enqueue -> succeeded, started -> finished as the job table records it, the job's stage timings)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIA_SERVICE_")}
-    env.update(MEDIA_SERVICE_DATA_DIR=str(data_dir), MEDIA_SERVICE_JOB_POLL_SECONDS="0.05",
-               PYTHONPATH=str(REPO))
-    from media_service import create_app
-    from media_service.auth import create_merchant
-    from media_service.db import upgrade
-    from media_service.models import Asset, Job
-    from media_service.pipelines.video_records import create_video
-    from media_service.storage import sha256_file
-
-    app = create_app({"DATA_DIR": str(data_dir)})
-    upgrade(app.config["DATABASE_URL"])
-    db = app.extensions["database"]
-    with db.session() as session:
-        merchant, _ = create_merchant(session, "bench")
-        merchant_id = merchant.id
-    key = f"assets/{merchant_id}/bench/original.mp4"
-    app.extensions["storage"].put_file(key, path)
-    worker = subprocess.Popen([sys.executable, "-m", "media_service", "worker", "--concurrency", "1"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        time.sleep(3)  # let the worker start (not part of a job's time)
-        with db.session() as session:
-            asset = Asset(merchant_id=merchant_id, kind="video", format="mp4", mime="video/mp4",
-                          size=path.stat().st_size, sha256=sha256_file(path), storage_key=key, details={})
-            session.add(asset)
-            session.flush()
-            started = time.perf_counter()
-            video, _ = create_video(session, app.config, merchant_id=merchant_id, asset=asset,
-                                    profile_name="buyer_show")
-            job_id = video.job_id
-        while True:
-            with db.session() as session:
-                job = session.get(Job, job_id)
-                if job.state in ("succeeded", "failed"):
-                    break
-            time.sleep(0.02)
-        total = time.perf_counter() - started
-        if job.state != "succeeded":
-            raise RuntimeError(f"the job failed: {job.error}")
-        return total, (job.finished_at - job.started_at).total_seconds(), job.result["timings"]
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
-        db.dispose()
+    with job_bench(data_dir, JOB_POLL_SECONDS="0.05") as bench:
+        job, total = bench.run_buyer_show(path, poll_seconds=0.02)
+    return total, (job.finished_at - job.started_at).total_seconds(), job.result["timings"]
 
 
 def main() -> None:

@@ -10,17 +10,16 @@ the largest single ffmpeg/ffprobe process.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.video_jobs import job_bench
 from bench.video_sources import source_long
 
 MiB = 1024 * 1024
@@ -68,58 +67,11 @@ class TreeSampler:
 
 
 def measure(path: Path) -> tuple[float, int, int, int]:
-    from bench.video_job_overhead import REPO
-    from media_service import create_app
-    from media_service.auth import create_merchant
-    from media_service.db import upgrade
-    from media_service.models import Asset, Job
-    from media_service.pipelines.video_records import create_video
-    from media_service.storage import sha256_file
-
-    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
-        data_dir = Path(tmp)
-        app = create_app({"DATA_DIR": str(data_dir)})
-        upgrade(app.config["DATABASE_URL"])
-        db = app.extensions["database"]
-        with db.session() as session:
-            merchant, _ = create_merchant(session, "bench")
-            merchant_id = merchant.id
-        key = f"assets/{merchant_id}/bench/original.mp4"
-        app.extensions["storage"].put_file(key, path)
-        import os
-
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIA_SERVICE_")}
-        env.update(MEDIA_SERVICE_DATA_DIR=str(data_dir), PYTHONPATH=str(REPO))
-        worker = subprocess.Popen([sys.executable, "-m", "media_service", "worker", "--concurrency", "1"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            time.sleep(3)
-            with TreeSampler(worker.pid) as sampler:
-                with db.session() as session:
-                    asset = Asset(merchant_id=merchant_id, kind="video", format="mp4", mime="video/mp4",
-                                  size=path.stat().st_size, sha256=sha256_file(path), storage_key=key, details={})
-                    session.add(asset)
-                    session.flush()
-                    started = time.perf_counter()
-                    video, _ = create_video(session, app.config, merchant_id=merchant_id, asset=asset,
-                                            profile_name="buyer_show")
-                    job_id = video.job_id
-                while True:
-                    with db.session() as session:
-                        job = session.get(Job, job_id)
-                        if job.state in ("succeeded", "failed"):
-                            break
-                    time.sleep(0.1)
-                elapsed = time.perf_counter() - started
-            if job.state != "succeeded":
-                raise RuntimeError(f"job failed: {job.error}")
-            largest_python = max((rss for (_, name), rss in sampler.per_process.items() if "python" in name),
-                                 default=0)
-            return elapsed, sampler.python_peak, sampler.ffmpeg_peak, largest_python
-        finally:
-            worker.terminate()
-            worker.wait(timeout=30)
-            db.dispose()
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp, job_bench(Path(tmp)) as bench:
+        with TreeSampler(bench.worker.pid) as sampler:
+            _job, elapsed = bench.run_buyer_show(path, poll_seconds=0.1)
+        largest_python = max((rss for (_, name), rss in sampler.per_process.items() if "python" in name), default=0)
+        return elapsed, sampler.python_peak, sampler.ffmpeg_peak, largest_python
 
 
 def main() -> None:
