@@ -46,6 +46,7 @@ from media_service.errors import BadRequest, Conflict, Forbidden, InvalidMedia, 
 from media_service.jobs.base import FINISHED_STATES
 from media_service.jobs.queue import enqueue, job_to_dict
 from media_service.jobs.webhooks import check_webhook_url, new_secret, sign
+from media_service.links import check_link, link_expiry, link_signature
 from media_service.models import Asset, Job, ProductTrack, VideoIndex, Webhook, WebhookDelivery, utcnow
 from media_service.pipelines.video_index import JOB_KIND, index_prefix, read_packed_frame
 from media_service.products import (
@@ -575,17 +576,12 @@ class TapService:
                 "track_id": track_id, "frame_t": round(float(frame_t), 3), "cart": cart, "reason": None}
 
 
-def _cutout_signature(secret: str, index_id: str, number: int, frame: int, expires: int) -> str:
-    message = f"cutout\n{index_id}\n{number}\n{frame}\n{expires}".encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-
-
 def cutout_url(settings: Mapping[str, Any], index_id: str, number: int, frame: int) -> str:
     """A signed, expiring URL of a track's cut-out in one indexed frame (rendered on first fetch)."""
     from flask import url_for
 
-    expires = (int(time.time()) // 600 + 1) * 600 + int(settings["SIGNED_URL_SECONDS"])
-    signature = _cutout_signature(settings["SECRET_KEY"], index_id, number, frame, expires)
+    expires = link_expiry(settings["SIGNED_URL_SECONDS"])
+    signature = link_signature(settings["SECRET_KEY"], "cutout", index_id, number, frame, expires)
     values = {"index_id": index_id, "number": number, "frame": frame, "expires": expires, "signature": signature}
     base = str(settings.get("PUBLIC_URL") or "").rstrip("/")
     return base + url_for("video_index.cutout", **values) if base else \
@@ -595,16 +591,8 @@ def cutout_url(settings: Mapping[str, Any], index_id: str, number: int, frame: i
 def check_cutout_signature(settings: Mapping[str, Any], index_id: str, number: int, frame: int, expires: Any,
                            signature: str) -> int:
     """The expiry of a valid cut-out link; 403 otherwise."""
-    try:
-        expires_at = int(expires)
-    except (TypeError, ValueError):
-        raise Forbidden("this link is not signed; tap again for a fresh one", code="invalid_signature") from None
-    expected = _cutout_signature(settings["SECRET_KEY"], index_id, number, frame, expires_at)
-    if not hmac.compare_digest(expected, signature or ""):
-        raise Forbidden("this link's signature is not valid", code="invalid_signature")
-    if expires_at < time.time():
-        raise Forbidden("this link expired; tap again for a fresh one", code="link_expired")
-    return expires_at
+    return check_link(settings["SECRET_KEY"], ("cutout", index_id, number, frame), expires, signature,
+                      fresh="tap again for a fresh one")
 
 
 def render_track_cutout(session: Session, storage: Storage, index_id: str, number: int, frame: int) -> bytes:

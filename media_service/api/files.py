@@ -6,30 +6,24 @@ browser or a CDN without an API key and stops working when it expires.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import mimetypes
 import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request, send_file, url_for
 
-from media_service.errors import Forbidden, NotFound
+from media_service.errors import NotFound
+from media_service.links import check_link, link_expiry, link_signature
 from media_service.storage import check_key
 
 bp = Blueprint("files", __name__)
 
 
-def _signature(key: str, expires: int) -> str:
-    message = f"{key}\n{expires}".encode()
-    return hmac.new(current_app.config["SECRET_KEY"].encode(), message, hashlib.sha256).hexdigest()
-
-
 def signed_url(key: str, *, seconds: int | None = None) -> str:
     """A URL that serves ``key`` until it expires (rounded so repeated calls give cacheable URLs)."""
-    lifetime = seconds or current_app.config["SIGNED_URL_SECONDS"]
-    expires = (int(time.time()) // 600 + 1) * 600 + lifetime
-    values = {"key": key, "expires": expires, "signature": _signature(key, expires)}
+    expires = link_expiry(seconds or current_app.config["SIGNED_URL_SECONDS"])
+    signature = link_signature(current_app.config["SECRET_KEY"], key, expires)
+    values = {"key": key, "expires": expires, "signature": signature}
     base = current_app.config["PUBLIC_URL"].rstrip("/")
     return base + url_for("files.serve", **values) if base else url_for("files.serve", _external=True, **values)
 
@@ -37,15 +31,8 @@ def signed_url(key: str, *, seconds: int | None = None) -> str:
 @bp.get("/files/<path:key>")
 def serve(key: str) -> Any:
     check_key(key)
-    try:
-        expires = int(request.args.get("expires", ""))
-    except ValueError:
-        raise Forbidden("this link is not signed; ask the API for a fresh URL", code="invalid_signature") from None
-    signature = request.args.get("signature", "")
-    if not hmac.compare_digest(_signature(key, expires), signature):
-        raise Forbidden("this link's signature is not valid; ask the API for a fresh URL", code="invalid_signature")
-    if expires < time.time():
-        raise Forbidden("this link expired; ask the API for a fresh URL", code="link_expired")
+    expires = check_link(current_app.config["SECRET_KEY"], (key,), request.args.get("expires"),
+                         request.args.get("signature"))
     storage = current_app.extensions["storage"]
     if not storage.exists(key):
         raise NotFound("the file no longer exists", code="file_not_found")

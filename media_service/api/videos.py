@@ -23,6 +23,7 @@ from media_service.db import begin_write, get_session
 from media_service.embed import embed_provider
 from media_service.errors import BadRequest, Conflict, Forbidden, NotFound
 from media_service.jobs.base import FAILED, QUEUED, RUNNING
+from media_service.links import check_link
 from media_service.models import Job, Video, VideoPolicy, utcnow
 from media_service.pipelines.video_records import (
     MODERATION_STATES,
@@ -30,7 +31,7 @@ from media_service.pipelines.video_records import (
     VIDEO_STATES,
     create_video,
     delete_video,
-    file_signature,
+    file_link_parts,
     file_urls,
     get_video,
     moderate,
@@ -193,11 +194,7 @@ def serve_file(video_id: str, purpose: str, expires: int, signature: str, name: 
     """One output file of a video, if the prefix signature is valid and (public links) it is approved."""
     if purpose not in PURPOSES or not SERVABLE.match(name):
         raise NotFound("no such video file", code="file_not_found")
-    expected = file_signature(current_app.config["SECRET_KEY"], video_id, purpose, expires)
-    if not _compare(expected, signature):
-        raise Forbidden("this link's signature is not valid; ask the API for a fresh URL", code="invalid_signature")
-    if expires < time.time():
-        raise Forbidden("this link expired; ask the API for a fresh URL", code="link_expired")
+    check_link(current_app.config["SECRET_KEY"], file_link_parts(video_id, purpose), expires, signature)
     session = get_session()
     video = session.get(Video, video_id)
     if video is None or video.state != "ready" or not video.output_prefix:
@@ -219,12 +216,6 @@ def serve_file(video_id: str, purpose: str, expires: int, signature: str, name: 
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
-
-
-def _compare(expected: str, given: str) -> bool:
-    import hmac
-
-    return hmac.compare_digest(expected, given)
 
 
 @embed_provider("video")

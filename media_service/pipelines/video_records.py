@@ -12,10 +12,7 @@ resolve to URLs that carry the same signature. ``public`` links work only while 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +25,7 @@ from media_service.deletion import Dependents, asset_dependents, delete_with_fil
 from media_service.errors import Conflict, InvalidMedia, NotFound
 from media_service.jobs.base import CANCELLED, FAILED, QUEUED, RUNNING, job_output_root
 from media_service.jobs.queue import enqueue, job_to_dict
+from media_service.links import link_expiry, link_signature
 from media_service.models import Asset, Job, UploadToken, Video, utcnow
 from media_service.pipelines.videos import JOB_KIND, apply_policy, duplicate_settings
 from media_service.storage import Storage
@@ -147,16 +145,16 @@ def reapply_policy(session: Session, video: Video) -> None:
 # ------------------------------------------------------------------------------------- signed file URLs
 
 
-def file_signature(secret: str, video_id: str, purpose: str, expires: int) -> str:
-    message = f"video-files\n{video_id}\n{purpose}\n{expires}".encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+def file_link_parts(video_id: str, purpose: str) -> tuple[str, ...]:
+    """What a signed folder link of a video's outputs names (see ``media_service.links``)."""
+    return ("video-files", video_id, purpose)
 
 
 def file_urls(video: Video, *, purpose: str, secret: str, base_url: str, seconds: int) -> dict[str, Any]:
     """URLs of every output of a ready video, all under one signed prefix."""
-    expires = (int(time.time()) // 600 + 1) * 600 + seconds
+    expires = link_expiry(seconds)
     prefix = (f"{base_url.rstrip('/')}/media/videos/{video.id}/{purpose}/{expires}/"
-              f"{file_signature(secret, video.id, purpose, expires)}")
+              f"{link_signature(secret, *file_link_parts(video.id, purpose), expires)}")
     files = (video.outputs or {}).get("files") or {}
 
     def url(name: str | None) -> str | None:
