@@ -11,6 +11,13 @@ builds a spin (13 ``civic_52`` frames), then loads, in headless Chromium with a 
 Prints medians over ``--runs`` loads, the ratio widget / bare image, the bytes transferred (CDP
 ``encodedDataLength``) and the widget's own size gzipped.
 
+Then tile streaming, on a large panorama stitched from the shared ``berlin`` photos (3634 x 2537 px, a
+tile pyramid): for a phone (390 px wide at 3x), a retina laptop embed (960 x 600 at 2x) and the same zoomed
+in to the narrowest view, the bytes the page downloaded in its first 3 seconds with tiles, against the
+full image's size and against the same page whose manifest has its tiles taken out (the widget then loads
+preview + full image, as before tiles), and the time from navigation until the view is sharp (the
+element's ``data-sharp``: every tile the view needs has arrived; without tiles, the full image has).
+
     .venv/bin/python bench/widget_first_frame.py --runs 7
 """
 
@@ -31,6 +38,7 @@ import time
 from pathlib import Path
 
 import requests
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parent.parent
@@ -95,14 +103,86 @@ IMG_READY = """() => new Promise((resolve) => {
 })"""
 
 
+TILE_SCENARIOS = {  # name: viewport, device pixel ratio, element CSS, zoom in to the narrowest view
+    "phone 390x244 @3x": ({"width": 390, "height": 844}, 3, "width: 390px; height: 244px;", False),
+    "laptop 960x600 @2x": ({"width": 1000, "height": 700}, 2, "width: 960px; height: 600px;", False),
+    "laptop @2x zoomed in": ({"width": 1000, "height": 700}, 2, "width: 960px; height: 600px;", True),
+}
+# records when the element becomes sharp (last time) and, for the zoomed scenario, zooms in at the first frame
+WATCH_SHARP = """(zoom) => {
+  window.sharpAt = null;
+  new MutationObserver(() => {
+    const v = document.querySelector('media-viewer');
+    if (v && v.hasAttribute('data-sharp')) { if (window.sharpAt === null) window.sharpAt = performance.now(); }
+    else window.sharpAt = null;
+  }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-sharp'] });
+  if (zoom) document.addEventListener('media-viewer:rendered', (e) => {
+    const c = e.target.shadowRoot.querySelector('canvas');
+    for (let i = 0; i < 12; i++) c.dispatchEvent(new WheelEvent('wheel', { deltaY: -100, cancelable: true }));
+  });
+}"""
+
+
+def without_tiles(route) -> None:
+    """Serve the embed manifest with its tiles taken out: the widget's behaviour before tile streaming."""
+    response = route.fetch()
+    body = response.json()
+    body.get("panorama", {}).pop("tiles", None)
+    route.fulfill(response=response, json=body)
+
+
+NETWORKS = {  # name: CDP network conditions (None: 127.0.0.1 as it is)
+    "127.0.0.1": None,
+    "4G 9 Mbit/s 60 ms": {"offline": False, "latency": 60, "downloadThroughput": 9e6 / 8,
+                          "uploadThroughput": 1.5e6 / 8},
+}
+
+
+def measure_tiles(browser, url: str, scenario: tuple, network: dict | None, tiled: bool,
+                  runs: int) -> tuple[int, float, int]:
+    """Median bytes finished in the first 3 s after navigation, ms until the view is sharp, tiles requested."""
+    viewport, ratio, _, zoom = scenario
+    sizes, sharp, tiles = [], [], []
+    for _ in range(runs):
+        context = browser.new_context(viewport=viewport, device_scale_factor=ratio)
+        context.add_init_script(f"({WATCH_SHARP})({'true' if zoom else 'false'})")
+        page = context.new_page()
+        if not tiled:
+            page.route(lambda u: "/v1/embed/" in u and not u.endswith("/events"), without_tiles)
+        cdp = context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+        if network:
+            cdp.send("Network.emulateNetworkConditions", network)
+        started: list[float] = []
+        finished: list[tuple[float, float]] = []
+        requested: list[str] = []
+        cdp.on("Network.requestWillBeSent", lambda e, s=started, r=requested: (s.append(e["timestamp"]),
+                                                                                r.append(e["request"]["url"])))
+        cdp.on("Network.loadingFinished", lambda e, sink=finished: sink.append((e["timestamp"],
+                                                                                 e["encodedDataLength"])))
+        page.goto(url)
+        page.wait_for_timeout(3000)
+        sizes.append(int(sum(size for t, size in finished if t - started[0] <= 3.0)))
+        try:
+            page.wait_for_function("() => window.sharpAt !== null", timeout=20_000)
+            sharp.append(page.evaluate("() => window.sharpAt"))
+        except PlaywrightTimeout:
+            sharp.append(float("nan"))
+        tiles.append(sum("/tiles/" in u for u in requested))
+        context.close()
+    return int(statistics.median(sizes)), statistics.median(sharp), int(statistics.median(tiles))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-widget-") as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIA_SERVICE_")}
+        # every load here is one viewer reloading quickly: lift the per-viewer rate limit (not measured)
         env.update(MEDIA_SERVICE_DATA_DIR=str(Path(tmp) / "data"), MEDIA_SERVICE_LOG_LEVEL="WARNING",
-                   PYTHONPATH=str(REPO))
+                   MEDIA_SERVICE_SHOPPER_RATE_BURST="100000", PYTHONPATH=str(REPO))
         run = [sys.executable, "-m", "media_service"]
         subprocess.run([*run, "db", "upgrade"], env=env, check=True, capture_output=True)
         key = json.loads(subprocess.run([*run, "merchants", "create", "bench", "--json"], env=env, check=True,
@@ -140,8 +220,12 @@ def main() -> None:
                                  timeout=30).json()
             frames = [upload(base, headers, SHARED / "spin" / "civic_52" / f"{n}.png") for n in range(1, 53, 4)]
             spin = requests.post(base + "/v1/spins", headers=headers, json={"asset_ids": frames}, timeout=30).json()
+            photos = [upload(base, headers, SHARED / "panorama" / "berlin" / f"0{n}.jpg") for n in (1, 2, 3)]
+            large = requests.post(base + "/v1/panoramas", headers=headers, json={"asset_ids": photos},
+                                  timeout=30).json()
             pano = wait_ready(base, headers, f"/v1/panoramas/{pano['id']}")
             spin = wait_ready(base, headers, f"/v1/spins/{spin['id']}")
+            large = wait_ready(base, headers, f"/v1/panoramas/{large['id']}")
             results = {}
             for name, item in (("panorama", pano), ("spin", spin)):
                 minted = requests.post(base + "/v1/embed-tokens", headers=headers, timeout=10,
@@ -163,6 +247,27 @@ def main() -> None:
                     img_ms, img_bytes = measure(browser, f"{origin}/{name}-img.html", IMG_READY, args.runs)
                     print(f"{name:<10}{widget_ms:>11.0f}{img_ms:>10.0f}{widget_ms / img_ms:>8.2f}"
                           f"{widget_bytes:>14}{img_bytes:>13}")
+                minted = requests.post(base + "/v1/embed-tokens", headers=headers, timeout=10,
+                                       json={"target_id": large["id"], "origins": [origin], "ttl_seconds": 3600}).json()
+                spec = requests.get(minted["manifest_url"], headers={"Origin": origin}, timeout=10).json()["panorama"]
+                full = len(requests.get(spec["src"], timeout=30).content)
+                levels = spec["tiles"]["levels"]
+                print(f"\ntiled panorama: {spec['width']}x{spec['height']} px, {len(levels)} levels of "
+                      f"{spec['tiles']['tile_size']} px tiles, full image {full} bytes. Bytes: all the page "
+                      "downloaded in its first 3 s; / full: against the full image; no tiles: the same page with "
+                      "the manifest's tiles taken out (preview + full image, the widget before tiles)")
+                for index, scenario in enumerate(TILE_SCENARIOS.values()):
+                    pages[f"tiles-{index}.html"] = (f"<!doctype html><style>media-viewer {{ {scenario[2]} }}</style>"
+                                                    f"{minted['html']}")
+                for network_name, network in NETWORKS.items():
+                    print(f"\n{network_name:<22}{'tiles':>6}{'bytes':>10}{'/ full':>8}{'no tiles':>10}{'ratio':>7}"
+                          f"{'sharp ms':>10}{'no tiles':>10}")
+                    for index, (name, scenario) in enumerate(TILE_SCENARIOS.items()):
+                        url = f"{origin}/tiles-{index}.html"
+                        tiled = measure_tiles(browser, url, scenario, network, True, args.runs)
+                        whole = measure_tiles(browser, url, scenario, network, False, args.runs)
+                        print(f"{name:<22}{tiled[2]:>6}{tiled[0]:>10}{tiled[0] / full:>8.2f}{whole[0]:>10}"
+                              f"{tiled[0] / whole[0]:>7.2f}{tiled[1]:>10.0f}{whole[1]:>10.0f}")
                 browser.close()
         finally:
             host.shutdown()

@@ -192,7 +192,10 @@ def openapi_document() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "security": [{"apiKey": []}],
         "paths": {
-            "/v1/health": {"get": _op("Service health", tag="system", secured=False, errors=("503",))},
+            "/v1/health": {"get": _op(
+                "Service health: ok, degraded (no live worker: jobs wait) or unhealthy (503); ?require=workers "
+                "answers 503 without a live worker too", tag="system", secured=False, errors=("400", "503"),
+                params=[{"name": "require", "in": "query", "schema": {"type": "string", "enum": ["workers"]}}])},
             "/v1/openapi.json": {"get": _op("This document", tag="system", secured=False, errors=())},
             "/v1/assets": {
                 "post": _op("Upload a small file (multipart field 'file')", tag="assets", ok="201",

@@ -74,8 +74,13 @@ class EventReporter {
 
 const VERTEX = "attribute vec2 p; varying vec2 v; void main() { v = p; gl_Position = vec4(p, 0.0, 1.0); }";
 const FRAGMENT = `precision highp float;
-varying vec2 v; uniform sampler2D tex; uniform float yaw, pitch, fov, aspect, hfov, vfov, voff;
-const float PI = 3.14159265;
+varying vec2 v; uniform sampler2D tex, t1, t2; uniform vec4 w1, w2;
+uniform float yaw, pitch, fov, aspect, hfov, vfov, voff;
+vec4 layer(sampler2D t, vec4 w, vec2 uv) {
+  // tiles over the window w (x0, y0, x1, y1 of the image); texels without a tile yet are transparent
+  vec2 q = (uv - w.xy) / (w.zw - w.xy);
+  return q.x < 0.0 || q.x > 1.0 || q.y < 0.0 || q.y > 1.0 ? vec4(0.0) : texture2D(t, q);
+}
 void main() {
   float f = tan(fov * 0.5);
   vec3 d = normalize(vec3(v.x * f * aspect, v.y * f, -1.0));
@@ -87,11 +92,22 @@ void main() {
   float lat = asin(clamp(d.y, -1.0, 1.0));
   vec2 uv = vec2(lon / hfov + 0.5, 0.5 - (lat - voff) / vfov);
   if (uv.x < 0.0 || uv.x > 1.0 || uv.y < 0.0 || uv.y > 1.0) { gl_FragColor = vec4(0.07, 0.07, 0.07, 1.0); }
-  else { gl_FragColor = texture2D(tex, uv); }
+  else {
+    // finest first, each over the next (premultiplied, so tile edges blend); stop once opaque
+    vec4 c = layer(t2, w2, uv);
+    if (c.a < 1.0) c += (1.0 - c.a) * layer(t1, w1, uv);
+    if (c.a < 1.0) c.rgb += (1.0 - c.a) * texture2D(tex, uv).rgb;
+    gl_FragColor = vec4(c.rgb, 1.0);
+  }
 }`;
+
+const TILE_LOADS = 6;  // tiles fetched at once (a browser opens at most 6 connections to a host over HTTP/1.1)
+const NO_WINDOW = [-2, -2, -1, -1];
 
 class PanoramaMode {
   // Equirectangular image on a WebGL quad; partial coverage (hfov/vfov < 360/180) is shown as it is.
+  // The preview comes first; then, when the manifest has tiles, only the tiles the view needs at the
+  // resolution the screen needs are fetched and composed over it (without tiles: the whole image).
   constructor(viewer, spec) {
     this.v = viewer;
     this.spec = spec;
@@ -104,6 +120,12 @@ class PanoramaMode {
     this.velocity = 0;
     this.spin = 0.0015;
     this.autorotate = !matchMedia("(prefers-reduced-motion: reduce)").matches && (spec.autorotate ?? true);
+    this.levels = [];
+    this.layers = [];  // at most two tile levels, coarser first, drawn over the preview
+    this.tiles = new Map();  // "level/column/row" -> {level, c, r, img}: img undefined while loading, null if failed
+    this.want = [];
+    this.busy = 0;
+    this.version = 0;  // changes whenever the textures do, so a still view is drawn again
   }
   mount(stage) {
     this.canvas = el("canvas", { class: "gl", role: "img", "aria-label": this.v.label("360° panorama") });
@@ -124,10 +146,25 @@ class PanoramaMode {
     const loc = gl.getAttribLocation(program, "p");
     gl.enableVertexAttribArray(loc);
     gl.vertexAttribPointer(loc, 2, gl.FLOAT, false, 0, 0);
-    this.u = Object.fromEntries(["yaw", "pitch", "fov", "aspect", "hfov", "vfov", "voff"].map(
+    this.u = Object.fromEntries(["yaw", "pitch", "fov", "aspect", "hfov", "vfov", "voff", "t1", "t2", "w1", "w2"].map(
       (n) => [n, gl.getUniformLocation(program, n)]));
-    this.loadTexture(this.spec.preview || this.spec.src).then(() => {
-      if (this.spec.preview && this.spec.src !== this.spec.preview) this.loadTexture(this.spec.src);
+    gl.uniform1i(this.u.t1, 1);
+    gl.uniform1i(this.u.t2, 2);
+    this.empty = this.texture(1, 1);
+    this.maxTexture = Math.min(4096, gl.getParameter(gl.MAX_TEXTURE_SIZE));
+    const tiles = this.spec.tiles;
+    const tiled = tiles && tiles.tile_size > 0 && (tiles.levels || []).some((l) => l.urls);
+    const whole = this.spec.preview && this.spec.src !== this.spec.preview;
+    this.loadTexture(this.spec.preview || this.spec.src).then((width) => {
+      if (!width) return;
+      if (tiled) {
+        // only levels sharper than the preview are worth fetching, coarsest first
+        this.tileSize = tiles.tile_size;
+        this.span = Math.max(1, Math.floor(this.maxTexture / this.tileSize));  // tiles along a texture's side
+        this.levels = tiles.levels.filter((l) => l.urls && l.width > width).sort((a, b) => a.width - b.width);
+        this.baseRes = width / this.hfov;
+      } else if (whole) this.loadTexture(this.spec.src).then((w) => w && this.sharp(true));
+      else this.sharp(true);
     });
     this.v.addDrag(this.canvas, (dx, dy) => this.look(dx, dy), (vx) => { this.velocity = vx; });
     this.v.addZoom(this.canvas, (factor) => this.zoom(factor));
@@ -155,18 +192,148 @@ class PanoramaMode {
     };
     this.frame = requestAnimationFrame(this.loop);
   }
+  texture(width, height, image) {
+    // an RGBA texture: an image, or transparent texels that tiles fill in later
+    const gl = this.gl;
+    const texture = gl.createTexture();
+    gl.bindTexture(gl.TEXTURE_2D, texture);
+    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE);
+    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE);
+    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.LINEAR);
+    if (image) gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, gl.RGBA, gl.UNSIGNED_BYTE, image);
+    else gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, width, height, 0, gl.RGBA, gl.UNSIGNED_BYTE, null);
+    return texture;
+  }
   loadTexture(url) {
+    // resolves to the texture's width once it is drawn (0 when the image could not be loaded)
     return this.v.loadImage(url).then((image) => {
-      const gl = this.gl;
-      const texture = gl.createTexture();
-      gl.bindTexture(gl.TEXTURE_2D, texture);
-      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE);
-      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE);
-      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.LINEAR);
-      gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGB, gl.RGB, gl.UNSIGNED_BYTE, this.v.fitTexture(image, gl));
+      const fitted = this.v.fitTexture(image, this.gl);
+      if (this.base) this.gl.deleteTexture(this.base);
+      this.base = this.texture(0, 0, fitted);
       this.ready = true;
+      this.version++;
       this.v.rendered();
-    }, () => this.v.fail("The panorama could not be loaded."));
+      return fitted.naturalWidth || fitted.width;
+    }, () => { this.v.fail("The panorama could not be loaded."); return 0; });
+  }
+  sharp(done) { this.v.toggleAttribute("data-sharp", done); }
+  stream(w, h) {
+    // which tiles the view needs now: the coarsest level at least as sharp as the screen (none while the
+    // preview is enough; a coarser one when its visible tiles would not fit in the GPU's largest texture),
+    // and of it the tiles the view sees, nearest the centre first
+    const view = [this.yaw, this.pitch, this.fov, w, h].join();
+    const now = performance.now();
+    if (view === this.view || now - this.streamed < 120) return;
+    this.view = view;
+    this.streamed = now;
+    const need = h / (2 * Math.tan(this.fov / 2));  // canvas pixels per radian at the centre of the view
+    const levels = this.levels;
+    let i = need > this.baseRes ? levels.findIndex((l) => l.width / this.hfov >= need) : -2;
+    if (i === -1) i = levels.length - 1;
+    let seen = [], box;
+    for (; i >= 0; i--) {
+      seen = this.visible(levels[i], w, h);
+      box = ["c", "r"].flatMap((k) => [Math.min(...seen.map((t) => t[k])), Math.max(...seen.map((t) => t[k]))]);
+      if (!i || (box[1] - box[0] < this.span && box[3] - box[2] < this.span)) break;
+    }
+    const layer = i >= 0 && seen.length && this.layer(levels[i]);
+    if (layer) this.window(layer, box);
+    this.want = layer ? seen.filter(({ c, r }) => c >= layer.c0 && r >= layer.r0 && c < layer.c0 + layer.nc
+      && r < layer.r0 + layer.nr) : [];
+    this.pump();
+  }
+  uvAt(x, y, aspect) {
+    // where the ray through (x, y) of the view (-1..1) points in the image (0..1 inside), as the shader computes
+    const f = Math.tan(this.fov / 2), cp = Math.cos(this.pitch), sp = Math.sin(this.pitch);
+    const cy = Math.cos(this.yaw), sy = Math.sin(this.yaw);
+    let dx = x * f * aspect, dy = y * f, dz = -1;
+    [dy, dz] = [dy * cp - dz * sp, dy * sp + dz * cp];
+    [dx, dz] = [dx * cy - dz * sy, dx * sy + dz * cy];
+    const lat = Math.asin(dy / Math.hypot(dx, dy, dz));
+    return [Math.atan2(dx, -dz) / this.hfov + 0.5, 0.5 - (lat - this.voff) / this.vfov];
+  }
+  visible(level, w, h) {
+    // rays through a grid over the view; every tile between two neighbouring rays is seen (so narrow edge
+    // tiles are not missed), a ray outside a partial panorama counts at the edge it passed
+    const T = this.tileSize, n = level.columns, nx = Math.ceil(w / 64), ny = Math.ceil(h / 64);
+    const rays = [], seen = new Map();
+    for (let j = 0; j <= ny; j++) {
+      for (let i = 0; i <= nx; i++) {
+        const x = (2 * i) / nx - 1, y = (2 * j) / ny - 1, [u, v] = this.uvAt(x, y, w / h);
+        rays.push({ in: u >= 0 && u <= 1 && v >= 0 && v <= 1, d: (x * w) ** 2 + (y * h) ** 2,
+          c: clamp(Math.floor((u * level.width) / T), 0, n - 1),
+          r: clamp(Math.floor((v * level.height) / T), 0, level.rows - 1) });
+      }
+    }
+    const between = (a, b) => {
+      if (!a.in && !b.in) return;
+      const d = Math.min(a.d, b.d), jump = b.c - a.c;
+      const step = Math.sign(jump) * (this.full() && Math.abs(jump) > n / 2 ? -1 : 1);  // round the seam
+      for (let c = a.c; ; c = (c + step + n) % n) {
+        for (let r = Math.min(a.r, b.r); r <= Math.max(a.r, b.r); r++) {
+          const key = `${level.level}/${c}/${r}`;
+          if (!(seen.get(key)?.d <= d)) seen.set(key, { key, level, c, r, d });
+        }
+        if (c === b.c) break;
+      }
+    };
+    rays.forEach((a, k) => {
+      if (k % (nx + 1) < nx) between(a, rays[k + 1]);
+      if (k + nx + 1 < rays.length) between(a, rays[k + nx + 1]);
+    });
+    return [...seen.values()].sort((a, b) => a.d - b.d);
+  }
+  layer(level) {
+    // the level's texture; the two most recent levels stay, so zooming never falls back to the blurry preview
+    let layer = this.layers.find((l) => l.level === level);
+    if (layer) return layer;
+    if (this.layers.length > 1) {
+      const far = (l) => Math.abs(l.level.width - level.width);
+      this.layers.sort((a, b) => far(b) - far(a) || a.level.width - b.level.width);
+      this.gl.deleteTexture(this.layers.shift().tex);
+      this.version++;
+    }
+    layer = { level, nc: Math.min(level.columns, this.span), nr: Math.min(level.rows, this.span) };
+    this.layers.push(layer);
+    this.layers.sort((a, b) => a.level.width - b.level.width);
+    return layer;
+  }
+  window(layer, [c1, c2, r1, r2]) {
+    // a level larger than the GPU's texture limit is held as a window of tiles around what the view sees; it
+    // moves when a visible tile is outside it, and is refilled from the tiles already fetched
+    const { level, nc, nr } = layer, T = this.tileSize;
+    if (layer.tex && c1 >= layer.c0 && r1 >= layer.r0 && c2 < layer.c0 + nc && r2 < layer.r0 + nr) return;
+    const c0 = clamp(Math.round((c1 + c2 + 1 - nc) / 2), 0, level.columns - nc);
+    const r0 = clamp(Math.round((r1 + r2 + 1 - nr) / 2), 0, level.rows - nr);
+    const x1 = Math.min(level.width, (c0 + nc) * T), y1 = Math.min(level.height, (r0 + nr) * T);
+    if (layer.tex) this.gl.deleteTexture(layer.tex);
+    Object.assign(layer, { c0, r0, tex: this.texture(x1 - c0 * T, y1 - r0 * T),
+      win: [(c0 * T) / level.width, (r0 * T) / level.height, x1 / level.width, y1 / level.height] });
+    for (const tile of this.tiles.values()) this.put(layer, tile);
+    this.version++;
+  }
+  put(layer, tile) {
+    const c = tile.c - layer.c0, r = tile.r - layer.r0, gl = this.gl;
+    if (tile.level !== layer.level || !tile.img || c < 0 || r < 0 || c >= layer.nc || r >= layer.nr) return;
+    gl.bindTexture(gl.TEXTURE_2D, layer.tex);
+    gl.texSubImage2D(gl.TEXTURE_2D, 0, c * this.tileSize, r * this.tileSize, gl.RGBA, gl.UNSIGNED_BYTE, tile.img);
+    this.version++;
+  }
+  pump() {
+    // a few tiles at a time, in the order the view wants them; each is fetched once (a failed one for good:
+    // the preview stays there)
+    for (const want of this.want) {
+      if (this.busy >= TILE_LOADS) break;
+      if (this.tiles.has(want.key)) continue;
+      const tile = { level: want.level, c: want.c, r: want.r };
+      this.tiles.set(want.key, tile);
+      this.busy++;
+      this.v.loadImage(want.level.urls[want.r][want.c]).then((img) => {
+        tile.img = img;
+        for (const layer of this.layers) this.put(layer, tile);
+      }).catch(() => { tile.img = null; }).then(() => { this.busy--; this.pump(); });
+    }
+    this.sharp(this.want.every((want) => this.tiles.get(want.key)?.img !== undefined));
   }
   room() {
     const hview = 2 * Math.atan(Math.tan(this.fov / 2) * this.aspect());
@@ -216,11 +383,22 @@ class PanoramaMode {
       this.canvas.width = w; this.canvas.height = h;
       this.limit();
     }
+    if (this.levels.length) this.stream(w, h);
+    // nothing moved and no new pixels: the canvas keeps its frame (no GPU work while the view is still)
+    const frame = [this.yaw, this.pitch, this.fov, w, h, this.version].join();
+    if (frame === this.drawn) return;
+    this.drawn = frame;
     gl.viewport(0, 0, w, h);
     const u = this.u;
     gl.uniform1f(u.yaw, this.yaw); gl.uniform1f(u.pitch, this.pitch); gl.uniform1f(u.fov, this.fov);
     gl.uniform1f(u.aspect, w / Math.max(1, h)); gl.uniform1f(u.hfov, this.hfov); gl.uniform1f(u.vfov, this.vfov);
     gl.uniform1f(u.voff, this.voff);
+    [this.base, ...[0, 1].map((i) => this.layers[i]?.tex || this.empty)].forEach((tex, i) => {
+      gl.activeTexture(gl.TEXTURE0 + i);
+      gl.bindTexture(gl.TEXTURE_2D, tex);
+    });
+    gl.uniform4fv(u.w1, this.layers[0]?.win || NO_WINDOW);
+    gl.uniform4fv(u.w2, this.layers[1]?.win || NO_WINDOW);
     gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
     for (const { h, spot } of this.spots) this.place(spot, h);
   }
@@ -238,7 +416,7 @@ class PanoramaMode {
       spot.style.top = `${(0.5 - y / (-z * f) / 2) * 100}%`;
     }
   }
-  stop() { cancelAnimationFrame(this.frame); }
+  stop() { cancelAnimationFrame(this.frame); this.want = []; }
 }
 
 // ---------------------------------------------------------------------------------------------------- spin

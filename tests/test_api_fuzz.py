@@ -39,6 +39,10 @@ def test_no_generated_request_gets_a_server_error(tmp_path: Path) -> None:
             for headers in (auth, {}):
                 response = case.call(headers={**(case.headers or {}), **headers})
                 calls += 1
+                if case.path == "/v1/health" and response.status_code == 503:
+                    # ?require=workers with no worker running here: health's documented answer, not a crash
+                    assert response.json()["status"] == "degraded"
+                    continue
                 case.validate_response(response, checks=(not_a_server_error,))
                 if response.status_code >= 400 and case.method.upper() != "HEAD":
                     content_type = {k.lower(): v for k, v in response.headers.items()}.get("content-type", "")

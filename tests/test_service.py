@@ -134,6 +134,16 @@ def test_health_reports_parts(client: FlaskClient, worker: object) -> None:
     assert body["checks"]["database"]["ok"] and body["checks"]["storage"]["ok"]
     assert body["checks"]["ffmpeg"]["version"].startswith(("5.", "6.", "7.", "n"))
     assert body["checks"]["workers"]["alive"] >= 1
+    assert client.get("/v1/health?require=workers").status_code == 200
+
+
+def test_health_without_a_live_worker_is_degraded_and_can_be_required(client: FlaskClient) -> None:
+    answer = client.get("/v1/health")  # no worker in this test
+    assert answer.status_code == 200 and answer.json["status"] == "degraded"
+    assert not answer.json["checks"]["workers"]["ok"]
+    required = client.get("/v1/health?require=workers")
+    assert required.status_code == 503 and required.json["status"] == "degraded"
+    assert client.get("/v1/health?require=nothing").status_code == 400
 
 
 def test_health_is_503_when_storage_is_not_writable(app: Flask, client: FlaskClient) -> None:

@@ -6,10 +6,11 @@ import functools
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, render_template, request
 from sqlalchemy import func, select
 
 from media_service.db import get_db, get_session
+from media_service.errors import BadRequest
 from media_service.models import Job, WorkerHeartbeat, utcnow
 from media_service.openapi import openapi_document
 
@@ -30,7 +31,14 @@ def _ffmpeg_version(binary: str) -> str | None:
 
 @bp.get("/v1/health")
 def health() -> Any:
-    """Database, storage, ffmpeg and worker status; 503 when a required part is down."""
+    """Database, storage, ffmpeg and worker status; 503 when a required part is down.
+
+    No live worker makes the status ``degraded`` (the API answers, jobs wait); ``?require=workers`` makes it
+    a 503, for a deployment whose health means "jobs get done" (the container's HEALTHCHECK).
+    """
+    required = {part for part in request.args.get("require", "").split(",") if part}
+    if required - {"workers"}:
+        raise BadRequest("require may only name 'workers'", code="invalid_require")
     checks: dict[str, Any] = {}
     healthy = True
     try:
@@ -55,10 +63,11 @@ def health() -> Any:
                                .where(WorkerHeartbeat.seen_at >= recent)) or 0
         queued = session.scalar(select(func.count()).select_from(Job).where(Job.state == "queued")) or 0
         running = session.scalar(select(func.count()).select_from(Job).where(Job.state == "running")) or 0
-        # Workers are not required for the API to answer, so they only warn.
         checks["workers"] = {"ok": alive > 0, "alive": alive, "queued_jobs": queued, "running_jobs": running}
-    body = {"status": "ok" if healthy else "unhealthy", "checks": checks}
-    return body, 200 if healthy else 503
+    workers_ok = checks.get("workers", {}).get("ok", False)
+    status = "unhealthy" if not healthy else "ok" if workers_ok else "degraded"
+    answered = 503 if not healthy or ("workers" in required and not workers_ok) else 200
+    return {"status": status, "checks": checks}, answered
 
 
 @bp.get("/v1/openapi.json")
