@@ -6,10 +6,16 @@ Stages, each a small function (OpenStitching-style):
    compute SIFT (or ORB) keypoints inside the mask, keep the mask, its outline and a small colour copy.
 2. ``CatalogMatcher`` (once per catalog version): one FLANN index over every photo's descriptors.
 3. Per frame: keypoints of the frame, k nearest photo descriptors, a ratio test *within each photo*
-   (products of one brand share a logo, so a global ratio test would throw the logo away everywhere),
-   RANSAC homography per photo (several instances each), geometric sanity checks, and a colour check of
-   the frame warped back onto the photo (a red and a black cap have the same keypoints in grey).
-4. Overlapping hypotheses are resolved by score; the losers become the runner-up SKU candidates.
+   (products of one brand share a logo, so a global ratio test would throw the logo away everywhere;
+   a photo's repeated logo is kept for geometry to sort out), placements agreed by at least three
+   matches (several instances per photo), geometric sanity checks and a first look at appearance: the
+   frame warped back onto the photo, grey pattern and colour (a red and a black cap have the same
+   keypoints in grey).
+4. The placements are refined by dense (ECC) alignment of the photo to the frame, most promising
+   first, and scored by appearance and the number of agreeing matches: the appearance check, not the
+   number of matches, keeps precision, so small products with few keypoints are still found.
+5. Overlapping hypotheses are resolved by score (a confident product over a product lying inside it);
+   the losers become the runner-up SKU candidates.
 
 The box is the bounding box of the photo's outline projected into the frame, and that projected outline
 (``data["polygon"]``) is a free, exact-for-planar-products mask prior for the cut-out.
@@ -31,7 +37,9 @@ from media_service.detection.detections import CANDIDATES, POLYGON, SKU, Detecti
 
 FEATURE_VERSION = 1
 FEATURE_KINDS = ("sift", "orb")
+RNG_SEED = 0x5EED
 COLOUR_SIDE = 128  # longer side of the small colour copy used to align and verify a match
+COLOURFUL_CHROMA = 20.0  # mean |a*| + |b*| (8-bit Lab) from which a product's colour counts fully as evidence
 
 
 # ------------------------------------------------------------------------------------ indexing photos
@@ -200,13 +208,15 @@ class CatalogProduct:
 class _Photo:
     sku: str
     features: ProductPhotoFeatures
-    points: np.ndarray  # (N, 2) keypoint positions
     small_alpha: np.ndarray  # mask at the colour copy's size
-    small_lab: np.ndarray  # colour copy in Lab, float32
-    small_gray: np.ndarray  # normalised grey values inside the mask
     small_gray_raw: np.ndarray  # float32 grey values, for the ECC alignment
     small_inside: np.ndarray  # uint8 mask of the product at the colour copy's size
     small_scale: float  # colour copy pixels per photo pixel
+    small_corners: np.ndarray  # (4, 1, 2) corners of the colour copy, for perspectiveTransform
+    product_pixels: np.ndarray  # flat indices of the product's pixels in the colour copy
+    product_gray: np.ndarray  # their normalised grey values
+    product_chroma: np.ndarray  # (n, 2) their Lab a*, b*
+    colourfulness: float  # mean |a*| + |b*| (8-bit Lab) of the product: how much its colour can tell
 
 
 @dataclass
@@ -250,11 +260,18 @@ class CatalogMatcher:
             self.index = None
             self.owner = np.zeros(0, np.int32)
             self.offsets = np.zeros(1, np.int64)
+            self.spots = np.zeros(0, np.int64)
+            self.descriptors = np.zeros((0, 0), np.uint8)
             return
         self.owner = np.concatenate(owners)
         counts = [len(d) for d in descriptors]
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        # which place on its photo each descriptor describes, unique over the catalog
+        self.spots = np.concatenate([offset + _spot_ids(photo.features.keypoints)
+                                     for offset, photo in zip(self.offsets[:-1], self.photos, strict=True)])
         stacked = np.concatenate(descriptors)
+        self.descriptors = stacked
+        cv2.setRNGSeed(RNG_SEED)  # the kd-trees are randomised by OpenCV's RNG: the same catalog, the same index
         if kind == "sift":
             self.index = cv2.flann_Index(stacked.astype(np.float32),
                                          {"algorithm": 1, "trees": 4})  # FLANN_INDEX_KDTREE
@@ -278,51 +295,96 @@ class CatalogMatcher:
         distances[invalid] = np.inf
         return indices, distances
 
+    def descriptor_distances(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Distances between stacked descriptors ``a[i]`` and ``b[i]``, as ``knn`` measures them."""
+        x, y = self.descriptors[a], self.descriptors[b]
+        if self.kind == "sift":
+            return np.linalg.norm(x.astype(np.float32) - y.astype(np.float32), axis=1)
+        return np.unpackbits(x ^ y, axis=1).sum(axis=1).astype(np.float32)  # ORB: Hamming
+
+    def ratio_matches(self, indices: np.ndarray, distances: np.ndarray,
+                      ratio: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(query, stacked descriptor, ratio) of the matches passing Lowe's ratio test within each photo.
+
+        For each query and each photo among its k neighbours (``knn``), the photo's nearest neighbour is
+        kept when it is clearly nearer than the photo's second (or, if that is not among the k, than the
+        k-th overall, a stricter bound). A logo shared by all products therefore still matches every
+        product. The second must describe another place of the photo: SIFT describes a spot once per
+        dominant orientation, and a spot is no rival of itself. When the second is a twin of the first
+        (the photo's two descriptors are nearer each other than the query is to either: the two logos of
+        a mug set), the query cannot tell them apart, so both are kept when they beat the photo's third
+        and the geometric consensus picks the right one.
+        """
+        q, k = indices.shape
+        photos = self.owner[indices]
+        spots = self.spots[indices]
+        fallback = distances[:, -1]
+        keep_query: list[np.ndarray] = []
+        keep_index: list[np.ndarray] = []
+        keep_ratio: list[np.ndarray] = []
+        for j in range(k):
+            first = np.isfinite(distances[:, j])
+            for earlier in range(j):
+                first &= photos[:, earlier] != photos[:, j]
+            rival = (photos == photos[:, j:j + 1]) & (spots != spots[:, j:j + 1])
+            rival[:, :j + 1] = False
+            second_at = _first_true(rival)
+            second = np.where(second_at >= 0, distances[np.arange(q), second_at], fallback)
+            passed = first & (distances[:, j] < ratio * second)
+            rows = np.nonzero(passed)[0]
+            keep_query.append(rows)
+            keep_index.append(indices[rows, j])
+            keep_ratio.append(distances[rows, j] / np.maximum(second[rows], 1e-6))
+            rows = np.nonzero(first & ~passed & (second_at >= 0))[0]
+            if not len(rows):
+                continue
+            twin_at = second_at[rows]
+            twins = self.descriptor_distances(indices[rows, j], indices[rows, twin_at]) < distances[rows, j]
+            rows, twin_at = rows[twins], twin_at[twins]
+            third_rival = rival[rows] & (spots[rows] != spots[rows, twin_at][:, None]) \
+                & (np.arange(k)[None, :] > twin_at[:, None])
+            third_at = _first_true(third_rival)
+            third = np.where(third_at >= 0, distances[rows, third_at], fallback[rows])
+            kept = distances[rows, j] < ratio * third
+            rows, twin_at, third = rows[kept], twin_at[kept], third[kept]
+            for column in (np.full(len(rows), j), twin_at):
+                keep_query.append(rows)
+                keep_index.append(indices[rows, column])
+                keep_ratio.append(distances[rows, column] / np.maximum(third, 1e-6))
+        return np.concatenate(keep_query), np.concatenate(keep_index), np.concatenate(keep_ratio)
+
+
+def _spot_ids(keypoints: np.ndarray) -> np.ndarray:
+    """An id per place (to the pixel) of each keypoint: SIFT gives a spot one keypoint per dominant orientation."""
+    if not len(keypoints):
+        return np.zeros(0, np.int64)
+    _, ids = np.unique(np.round(keypoints[:, :2]), axis=0, return_inverse=True)
+    return ids.reshape(-1).astype(np.int64)
+
 
 def _prepare_photo(sku: str, features: ProductPhotoFeatures) -> _Photo:
     colour = features.colour
-    small_scale = colour.shape[1] / features.size[0]
+    h, w = colour.shape[:2]
+    small_scale = w / features.size[0]
     small_alpha = cv2.resize(features.alpha, (colour.shape[1], colour.shape[0]), interpolation=cv2.INTER_AREA)
     lab = cv2.cvtColor(colour, cv2.COLOR_BGR2LAB).astype(np.float32)
     inside = small_alpha > 160
     gray = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY).astype(np.float32)
     values = gray[inside]
     normalised = (gray - values.mean()) / (values.std() + 1e-3) if values.size else gray * 0
-    return _Photo(sku=sku, features=features, points=features.keypoints[:, :2].copy(), small_alpha=small_alpha,
-                  small_lab=lab, small_gray=normalised, small_gray_raw=gray, small_inside=inside.astype(np.uint8),
-                  small_scale=small_scale)
+    colourfulness = float(np.abs(lab[inside][:, 1:] - 128.0).sum(axis=1).mean()) if values.size else 0.0
+    corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float64).reshape(-1, 1, 2)
+    product_pixels = np.flatnonzero(inside)
+    return _Photo(sku=sku, features=features, small_alpha=small_alpha, small_gray_raw=gray,
+                  small_inside=inside.astype(np.uint8), small_scale=small_scale, small_corners=corners,
+                  product_pixels=product_pixels,
+                  product_gray=normalised.reshape(-1)[product_pixels],
+                  product_chroma=lab.reshape(-1, 3)[product_pixels, 1:], colourfulness=colourfulness)
 
 
-def ratio_matches(owner: np.ndarray, indices: np.ndarray, distances: np.ndarray,
-                  ratio: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(query, stacked descriptor) pairs passing Lowe's ratio test within each photo.
-
-    For each query and each photo among its k neighbours, the photo's nearest neighbour is kept when it
-    is clearly nearer than the photo's second (or, if that is not among the k, than the k-th overall,
-    a stricter bound). A logo shared by all products therefore still matches every product.
-    """
-    q, k = indices.shape
-    photos = owner[indices]
-    keep_query: list[np.ndarray] = []
-    keep_index: list[np.ndarray] = []
-    keep_ratio: list[np.ndarray] = []
-    fallback = distances[:, -1]
-    for j in range(k):
-        first = np.ones(q, bool)
-        for earlier in range(j):
-            first &= photos[:, earlier] != photos[:, j]
-        second = fallback.copy()
-        found = np.zeros(q, bool)
-        for later in range(j + 1, k):
-            same = (photos[:, later] == photos[:, j]) & ~found
-            second[same] = distances[same, later]
-            found |= same
-        ok = first & np.isfinite(distances[:, j]) & (distances[:, j] < ratio * second)
-        rows = np.nonzero(ok)[0]
-        keep_query.append(rows)
-        keep_index.append(indices[rows, j])
-        keep_ratio.append(distances[rows, j] / np.maximum(second[rows], 1e-6))
-    return np.concatenate(keep_query), np.concatenate(keep_index), np.concatenate(keep_ratio)
+def _first_true(mask: np.ndarray) -> np.ndarray:
+    """Per row, the column of the first True in ``mask`` (Q, k), -1 when there is none."""
+    return np.where(mask.any(axis=1), mask.argmax(axis=1), -1)
 
 
 # ------------------------------------------------------------------------------------- the detector
@@ -338,8 +400,8 @@ class CatalogDetectorConfig:
     neighbours: int = 6
     flann_checks: int = 32  # leaves the nearest-neighbour search visits: speed against recall
     ratio: float = 0.9  # loose on purpose: the appearance check, not the ratio test, keeps precision
-    min_matches: int = 4  # ratio-test matches a photo needs before it is considered
-    min_consensus: int = 4  # matches that must agree on one placement of the product
+    min_matches: int = 3  # ratio-test matches a photo needs before it is considered
+    min_consensus: int = 3  # matches that must agree on one placement of the product
     max_matches_per_photo: int = 160
     reprojection_px: float = 5.0
     max_instances: int = 2  # per photo and frame
@@ -347,6 +409,32 @@ class CatalogDetectorConfig:
     min_score: float = 0.5
     min_visible: float = 0.35  # share of the projected product that must be inside the frame
     refine: bool = True  # refine each placement by dense (ECC) alignment of the photo to the frame
+
+
+@dataclass
+class _Placement:
+    """Where matches put one photo, checked for geometry and a first look of appearance, not yet refined."""
+
+    photo: int
+    homography: np.ndarray
+    box: np.ndarray  # xyxy, work pixels
+    support: int  # matches that agree on it
+    appearance: Appearance  # before refinement
+
+    @property
+    def score(self) -> float:
+        return placement_score(self.appearance.similarity, self.support)
+
+    @property
+    def best_score(self) -> float:
+        """About the best score refinement can reach: it aligns the grey pattern; colours change little."""
+        return placement_score(self.appearance.best_similarity, self.support)
+
+
+def placement_score(similarity: float, support: int) -> float:
+    """0..1 from appearance similarity, discounted when few matches support the placement."""
+    evidence = 1.0 - math.exp(-support / 8.0)
+    return float(np.clip(similarity * (0.6 + 0.4 * evidence), 0.0, 1.0))
 
 
 class CatalogDetector(Detector):
@@ -365,12 +453,13 @@ class CatalogDetector(Detector):
         check_frame(frame)
         if self.matcher.index is None:
             return _with_sku_data(Detections.empty())
-        cv2.setRNGSeed(0x5EED)  # RANSAC draws from OpenCV's RNG: the same frame gives the same answer
+        cv2.setRNGSeed(RNG_SEED)  # RANSAC draws from OpenCV's RNG: the same frame gives the same answer
         h, w = frame.shape[:2]
         scale = min(1.0, self.config.max_side / max(h, w))
         work = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) \
             if scale < 1.0 else frame
-        kept = [hyp for hyp in resolve_overlaps(self.hypotheses(work)) if hyp.score >= self.config.min_score]
+        kept = [hyp for hyp in resolve_overlaps(self.hypotheses(work), min_score=self.config.min_score)
+                if hyp.score >= self.config.min_score]
         detections = self._to_detections(kept)
         return detections.scaled(1 / scale, 1 / scale) if scale < 1.0 else detections
 
@@ -383,12 +472,13 @@ class CatalogDetector(Detector):
             return []
         frame_keypoints = _keypoint_array(keypoints)
         indices, distances = self.matcher.knn(descriptors, cfg.neighbours)
-        queries, matched, ratios = ratio_matches(self.matcher.owner, indices, distances, cfg.ratio)
+        queries, matched, ratios = self.matcher.ratio_matches(indices, distances, cfg.ratio)
         if len(queries) == 0:
             return []
         photo_of = self.matcher.owner[matched]
-        frame = _FrameViews(lab=cv2.cvtColor(work, cv2.COLOR_BGR2LAB), gray=gray.astype(np.float32))
-        found: list[Hypothesis] = []
+        frame = _FrameViews(gray=gray.astype(np.float32),
+                            gray_lab=np.dstack([gray, cv2.cvtColor(work, cv2.COLOR_BGR2LAB)]).astype(np.float32))
+        placements: list[_Placement] = []
         for photo_id in np.unique(photo_of):
             rows = np.nonzero(photo_of == photo_id)[0]
             if len(rows) < cfg.min_matches:
@@ -398,16 +488,17 @@ class CatalogDetector(Detector):
             photo = self.matcher.photos[photo_id]
             src = photo.features.keypoints[matched[rows] - self.matcher.offsets[photo_id]]
             dst = frame_keypoints[queries[rows]]
-            found += self._instances(int(photo_id), photo, src, dst, frame)
-        return found
+            placements += self._placements(int(photo_id), photo, src, dst, frame)
+        return self._confirm(placements, frame)
 
-    def _instances(self, photo_id: int, photo: _Photo, src: np.ndarray, dst: np.ndarray,
-                   frame: _FrameViews) -> list[Hypothesis]:
-        """Up to ``max_instances`` verified placements of one photo among its matches (x, y, size, angle rows)."""
+    def _placements(self, photo_id: int, photo: _Photo, src: np.ndarray, dst: np.ndarray,
+                    frame: _FrameViews) -> list[_Placement]:
+        """Up to ``max_instances`` placements of one photo among its matches (x, y, size, angle rows)."""
         cfg = self.config
-        found: list[Hypothesis] = []
+        found: list[_Placement] = []
         remaining = np.ones(len(src), bool)
         diagonal = float(np.hypot(*photo.features.size))
+        frame_h, frame_w = frame.gray.shape
         for _ in range(cfg.max_instances):
             if remaining.sum() < cfg.min_consensus:
                 break
@@ -418,48 +509,58 @@ class CatalogDetector(Detector):
             remaining[agreeing] = False
             transform = initial_transform(src[agreeing, :2], dst[agreeing, :2], photo.features.alpha,
                                           cfg.reprojection_px)
-            if transform is None:
+            if transform is None or not plausible_homography(transform, photo.features.size, frame_h * frame_w):
                 continue
-            hypothesis = self._verify(photo_id, photo, transform, len(agreeing), frame)
-            if hypothesis is None:
+            looks = appearance(photo, transform, frame)
+            if looks is None or looks.similarity < cfg.min_prefilter:
                 continue
-            found.append(hypothesis)
+            polygon = cv2.perspectiveTransform(photo.features.outline.reshape(-1, 1, 2), transform)
+            found.append(_Placement(photo=photo_id, homography=transform, box=_clipped_box(polygon, frame_w, frame_h),
+                                    support=len(agreeing), appearance=looks))
             # Matches inside this placement belong to it, not to another instance of the same photo.
-            polygon = hypothesis.polygon.reshape(-1, 1, 2)
             for i in np.nonzero(remaining)[0]:
                 if cv2.pointPolygonTest(polygon, (float(dst[i, 0]), float(dst[i, 1])), False) >= 0:
                     remaining[i] = False
         return found
 
-    def _verify(self, photo_id: int, photo: _Photo, homography: np.ndarray, support: int,
-                frame: _FrameViews) -> Hypothesis | None:
-        """Check a placement (geometry, then appearance), refine it, and score it; None when it fails."""
+    def _confirm(self, placements: Sequence[_Placement], frame: _FrameViews) -> list[Hypothesis]:
+        """Refine and score placements, the most promising first.
+
+        Refinement (ECC) is the costly step, so a placement that could hardly beat one already confirmed
+        at the same place even when perfectly aligned keeps its first score: it is a runner-up at best.
+        """
+        confirmed: list[Hypothesis] = []
+        for placement in sorted(placements, key=lambda p: -p.score):
+            outclassed = any(hyp.score >= placement.best_score and same_place(hyp.box, placement.box)
+                             for hyp in confirmed)
+            hypothesis = self._verify(placement, frame, refine=self.config.refine and not outclassed)
+            if hypothesis is not None:
+                confirmed.append(hypothesis)
+        return confirmed
+
+    def _verify(self, placement: _Placement, frame: _FrameViews, *, refine: bool) -> Hypothesis | None:
+        """Refine a placement (optionally), check what of it is in the frame and score it; None when it fails."""
         cfg = self.config
-        frame_area = frame.gray.shape[0] * frame.gray.shape[1]
-        if not plausible_homography(homography, photo.features.size, frame_area):
-            return None
-        similarity = appearance_similarity(photo, homography, frame)
-        if similarity is None or similarity < cfg.min_prefilter:
-            return None
-        if cfg.refine:
+        photo = self.matcher.photos[placement.photo]
+        homography, similarity = placement.homography, placement.appearance.similarity
+        if refine:
             refined = refine_alignment(photo, homography, frame.gray)
-            if refined is not None and plausible_homography(refined, photo.features.size, frame_area):
-                refined_similarity = appearance_similarity(photo, refined, frame)
-                if refined_similarity is not None and refined_similarity > similarity:
-                    homography, similarity = refined, refined_similarity
+            if refined is not None and plausible_homography(refined, photo.features.size, frame.gray.size):
+                looks = appearance(photo, refined, frame)
+                if looks is not None and looks.similarity > similarity:
+                    homography, similarity = refined, looks.similarity
         polygon = cv2.perspectiveTransform(photo.features.outline.reshape(-1, 1, 2), homography).reshape(-1, 2)
         frame_h, frame_w = frame.gray.shape
         x0, y0 = polygon.min(axis=0)
         x1, y1 = polygon.max(axis=0)
-        box = np.array([max(x0, 0), max(y0, 0), min(x1, frame_w), min(y1, frame_h)], np.float32)
+        box = _clipped_box(polygon, frame_w, frame_h)
         full_area = max(float((x1 - x0) * (y1 - y0)), 1e-6)
         visible = float(max(box[2] - box[0], 0) * max(box[3] - box[1], 0)) / full_area
         if visible < cfg.min_visible:
             return None
-        evidence = 1.0 - math.exp(-support / 8.0)
-        score = float(np.clip(similarity * (0.6 + 0.4 * evidence), 0.0, 1.0))
-        return Hypothesis(photo=photo_id, sku=photo.sku, homography=homography, polygon=polygon.astype(np.float32),
-                          box=box, inliers=support, colour=similarity, score=score)
+        return Hypothesis(photo=placement.photo, sku=photo.sku, homography=homography,
+                          polygon=polygon.astype(np.float32), box=box, inliers=placement.support, colour=similarity,
+                          score=placement_score(similarity, placement.support))
 
     def _to_detections(self, kept: Sequence[Hypothesis]) -> Detections:
         if not kept:
@@ -470,17 +571,25 @@ class CatalogDetector(Detector):
             class_id=np.array([self._class_ids[h.sku] for h in kept], np.int64),
             data={SKU: _as_object_array([h.sku for h in kept]),
                   POLYGON: _as_object_array([h.polygon for h in kept]),
-                  CANDIDATES: _as_object_array([sorted(h.candidates.items(), key=lambda kv: -kv[1])
+                  CANDIDATES: _as_object_array([sorted(h.candidates.items(), key=lambda kv: (kv[0] != h.sku, -kv[1]))
                                                 for h in kept])},
         )
+
+
+def _clipped_box(polygon: np.ndarray, frame_w: int, frame_h: int) -> np.ndarray:
+    """xyxy bounding box of ``polygon`` (any (..., 2) shape) within the frame."""
+    points = polygon.reshape(-1, 2)
+    x0, y0 = points.min(axis=0)
+    x1, y1 = points.max(axis=0)
+    return np.array([max(x0, 0), max(y0, 0), min(x1, frame_w), min(y1, frame_h)], np.float32)
 
 
 @dataclass(frozen=True)
 class _FrameViews:
     """The working frame in the forms verification needs, computed once per frame."""
 
-    lab: np.ndarray
     gray: np.ndarray  # float32
+    gray_lab: np.ndarray  # float32 (h, w, 4): grey, L*, a*, b*, warped together onto photos
 
 
 def _with_sku_data(detections: Detections) -> Detections:
@@ -533,7 +642,7 @@ def initial_transform(src: np.ndarray, dst: np.ndarray, alpha: np.ndarray, repro
         if homography is not None and mask is not None and mask.sum() >= 8:
             return homography / homography[2, 2]
     affine, mask = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=reprojection_px * 2)
-    if affine is None or mask is None or mask.sum() < 4:
+    if affine is None or mask is None or mask.sum() < min(4, len(src)):
         return None
     return np.vstack([affine, [0.0, 0.0, 1.0]])
 
@@ -575,71 +684,123 @@ def _to_small(photo: _Photo, homography: np.ndarray) -> np.ndarray:
     return homography @ np.diag([1 / photo.small_scale, 1 / photo.small_scale, 1.0])
 
 
-def appearance_similarity(photo: _Photo, homography: np.ndarray, frame: _FrameViews) -> float | None:
-    """0..1: how much the frame, warped back onto the photo, looks like the photo.
+@dataclass(frozen=True)
+class Appearance:
+    """How much the frame, warped back onto a photo, looks like the photo.
 
-    Half grey-level pattern (normalised correlation: brightness and contrast changes do not matter),
-    half chroma (Lab a*/b*: a red cap is not a black cap even when every keypoint matches). None when
-    too little of the product is inside the frame to judge.
+    ``pattern``: normalised correlation of the grey levels (brightness and contrast changes do not
+    matter), 0 when negative. ``chroma``: agreement of Lab a*/b* (a red cap is not a black cap even when
+    every keypoint matches), 0..1. ``colour_weight``: how far the product's colour counts on its own; the
+    chroma of a black, white or grey product agrees with any grey region (a black-and-white film), so
+    there it only confirms what the grey pattern shows, and can still veto a coloured region.
     """
+
+    pattern: float
+    chroma: float
+    colour_weight: float
+
+    @property
+    def similarity(self) -> float:
+        """0..1: half grey pattern, half colour."""
+        return self._similarity(self.pattern)
+
+    @property
+    def best_similarity(self) -> float:
+        """The similarity with the grey pattern perfectly aligned and the colours as they are."""
+        return self._similarity(1.0)
+
+    def _similarity(self, pattern: float) -> float:
+        return 0.5 * pattern + 0.5 * self.chroma * (self.colour_weight + (1.0 - self.colour_weight) * pattern)
+
+
+def appearance(photo: _Photo, homography: np.ndarray, frame: _FrameViews) -> Appearance | None:
+    """How the frame looks like ``photo`` placed by ``homography``; None when too little of it is in the frame."""
     to_frame = _to_small(photo, homography)
     size = (photo.small_alpha.shape[1], photo.small_alpha.shape[0])
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    warped_lab = cv2.warpPerspective(frame.lab, to_frame, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    warped_gray = cv2.warpPerspective(frame.gray, to_frame, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    visible = cv2.warpPerspective(np.full(frame.gray.shape, 255, np.uint8), to_frame, size, flags=flags,
-                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    product = photo.small_inside > 0
-    inside = product & (visible > 200)
-    if inside.sum() < 0.3 * max(product.sum(), 1):
-        return None
-    values = warped_gray[inside]
+    warped = cv2.warpPerspective(frame.gray_lab, to_frame, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    pixels = warped.reshape(-1, 4)[photo.product_pixels]
+    gray, chroma = photo.product_gray, photo.product_chroma
+    frame_h, frame_w = frame.gray_lab.shape[:2]
+    corners = cv2.perspectiveTransform(photo.small_corners, to_frame).reshape(-1, 2)
+    if corners.min() < 0 or corners[:, 0].max() > frame_w - 1 or corners[:, 1].max() > frame_h - 1:
+        visible = cv2.warpPerspective(np.full((frame_h, frame_w), 255, np.uint8), to_frame, size, flags=flags,
+                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        seen = visible.reshape(-1)[photo.product_pixels] > 200
+        if seen.sum() < 0.3 * max(len(seen), 1):
+            return None
+        pixels, gray, chroma = pixels[seen], gray[seen], chroma[seen]
+    values = pixels[:, 0]
     frame_norm = (values - values.mean()) / (values.std() + 1e-3)
-    correlation = float(np.mean(frame_norm * photo.small_gray[inside]))
-    chroma = np.abs(warped_lab[inside][:, 1:].astype(np.float32) - photo.small_lab[inside][:, 1:]).sum(axis=1)
-    chroma_similarity = math.exp(-float(np.mean(chroma)) / 25.0)
-    return 0.5 * max(correlation, 0.0) + 0.5 * chroma_similarity
+    correlation = float(np.mean(frame_norm * gray))
+    chroma = np.abs(pixels[:, 2:] - chroma).sum(axis=1)
+    return Appearance(pattern=max(correlation, 0.0), chroma=math.exp(-float(np.mean(chroma)) / 25.0),
+                      colour_weight=min(photo.colourfulness / COLOURFUL_CHROMA, 1.0))
 
 
 def refine_alignment(photo: _Photo, homography: np.ndarray, gray: np.ndarray) -> np.ndarray | None:
     """Dense (ECC) alignment of the photo's grey copy to the frame, starting from ``homography``.
 
     Keypoints bunched on a logo pin the product down only near the logo; the whole product's pixels
-    fix its outline (the box, the cut-out prior). None when the optimisation does not converge.
+    fix its outline (the box, the cut-out prior). ECC runs on the part of the frame around the product
+    (it filters its whole input image on every call). ``findTransformECCWithMask`` (OpenCV >= 4.13) takes
+    the photo's mask, so only the product's pixels count (plain ``findTransformECC``'s mask is the frame's).
+    None when the optimisation does not converge.
     """
-    warp = _to_small(photo, homography).astype(np.float32)
+    frame_h, frame_w = gray.shape
+    x0, y0, x1, y1 = _clipped_box(cv2.perspectiveTransform(photo.features.outline.reshape(-1, 1, 2), homography),
+                                  frame_w, frame_h)
+    margin = 0.25 * max(x1 - x0, y1 - y0) + 8
+    left, top = int(max(x0 - margin, 0)), int(max(y0 - margin, 0))
+    right, bottom = int(min(x1 + margin, frame_w)), int(min(y1 + margin, frame_h))
+    if right - left < 8 or bottom - top < 8:
+        return None
+    region = np.ascontiguousarray(gray[top:bottom, left:right])
+    to_region = np.array([[1.0, 0.0, -left], [0.0, 1.0, -top], [0.0, 0.0, 1.0]])
+    warp = (to_region @ _to_small(photo, homography)).astype(np.float32)
     warp /= warp[2, 2]
     criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 1e-4)
     try:
-        _, warp = cv2.findTransformECC(photo.small_gray_raw, gray, warp, cv2.MOTION_HOMOGRAPHY, criteria,
-                                       photo.small_inside, 3)
+        _, warp = cv2.findTransformECCWithMask(photo.small_gray_raw, region, photo.small_inside,
+                                               np.full(region.shape, 255, np.uint8), warp, cv2.MOTION_HOMOGRAPHY,
+                                               criteria, 3)
     except cv2.error:
         return None
-    refined = warp.astype(np.float64) @ np.diag([photo.small_scale, photo.small_scale, 1.0])
+    refined = np.linalg.inv(to_region) @ warp.astype(np.float64) @ np.diag([photo.small_scale, photo.small_scale, 1.0])
     return refined / refined[2, 2]
 
 
-def resolve_overlaps(hypotheses: Sequence[Hypothesis], *, iou: float = 0.4, containment: float = 0.7
-                     ) -> list[Hypothesis]:
+def resolve_overlaps(hypotheses: Sequence[Hypothesis], *, min_score: float, iou: float = 0.4,
+                     containment: float = 0.7) -> list[Hypothesis]:
     """Keep the best hypothesis per place; the ones it beats become its runner-up SKU candidates.
 
     Two hypotheses compete when their boxes overlap (IoU) or one lies mostly inside the other (a logo
-    matched by a sticker photo inside a cap). Candidate scores are the best score per SKU.
+    matched by a sticker photo inside a cap). The best score wins, except that a confident product
+    (``min_score``) wins over another product lying inside it: a sticker that is the cap's logo can
+    look even more like the logo than the cap photo looks like the cap, but the cap explains the logo
+    and the sticker does not explain the cap. Candidate scores are the best score per SKU.
     """
     kept: list[Hypothesis] = []
     for hyp in sorted(hypotheses, key=lambda h: -h.score):
-        winner = None
-        for other in kept:
-            if box_iou(hyp.box, other.box) > iou or _contained(hyp.box, other.box) > containment \
-                    or _contained(other.box, hyp.box) > containment:
-                winner = other
-                break
-        if winner is None:
+        place = next((i for i, other in enumerate(kept) if same_place(hyp.box, other.box, iou=iou,
+                                                                      containment=containment)), None)
+        if place is None:
             hyp.candidates = {hyp.sku: round(hyp.score, 4)}
             kept.append(hyp)
+            continue
+        winner = kept[place]
+        if hyp.sku != winner.sku and hyp.score >= min_score and _contained(winner.box, hyp.box) > containment:
+            hyp.candidates = {hyp.sku: round(hyp.score, 4)} | {sku: score for sku, score in winner.candidates.items()
+                                                                if sku != hyp.sku}
+            kept[place] = hyp
         elif hyp.sku not in winner.candidates:
             winner.candidates[hyp.sku] = round(hyp.score, 4)
     return kept
+
+
+def same_place(a: np.ndarray, b: np.ndarray, *, iou: float = 0.4, containment: float = 0.7) -> bool:
+    """Two boxes (xyxy) compete for one place: they overlap, or one lies mostly inside the other."""
+    return box_iou(a, b) > iou or _contained(a, b) > containment or _contained(b, a) > containment
 
 
 def _contained(inner: np.ndarray, outer: np.ndarray) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from media_service.detection.detections import Detections, iou_matrix
@@ -64,3 +65,34 @@ class Score:
     def summary(self) -> str:
         return (f"precision {self.precision:.3f} ({self.matched}/{self.predictions}), recall {self.recall:.3f} "
                 f"({self.matched}/{self.truths}), top-1 SKU {self.top1:.3f} ({self.right_sku}/{self.matched})")
+
+
+def draw_boxes(frame: np.ndarray, detections: Detections, truths: Sequence[Truth], label: str = "") -> np.ndarray:
+    """A copy of ``frame`` with the true boxes (red, thin) and the detections (green, SKU and score)."""
+    image = frame.copy()
+    for truth in truths:
+        x0, y0, x1, y1 = (int(v) for v in truth.box)
+        cv2.rectangle(image, (x0, y0), (x1, y1), (0, 0, 255), 1)
+        cv2.putText(image, truth.sku, (x0 + 2, y1 - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 255), 1)
+    for box, sku, score in zip(detections.xyxy, detections.skus, detections.confidence, strict=True):
+        x0, y0, x1, y1 = (int(v) for v in box)
+        cv2.rectangle(image, (x0, y0), (x1, y1), (0, 255, 0), 2)
+        cv2.putText(image, f"{sku} {score:.2f}", (x0 + 2, y0 + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 255, 0), 1)
+    if label:
+        cv2.putText(image, label, (4, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 0), 2)
+    return image
+
+
+def contact_sheet(images: Sequence[np.ndarray], *, columns: int = 4, tile_height: int = 270) -> np.ndarray:
+    """Images side by side, ``columns`` a row, each scaled to ``tile_height`` (portrait ones padded)."""
+    tile_width = tile_height * 16 // 9
+    tiles = []
+    for image in images:
+        scale = min(tile_height / image.shape[0], tile_width / image.shape[1])
+        small = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
+                           interpolation=cv2.INTER_AREA)
+        tile = np.zeros((tile_height, tile_width, 3), np.uint8)
+        tile[:small.shape[0], :small.shape[1]] = small
+        tiles.append(tile)
+    tiles += [np.zeros((tile_height, tile_width, 3), np.uint8)] * (-len(tiles) % columns)
+    return np.vstack([np.hstack(tiles[i:i + columns]) for i in range(0, len(tiles), columns)])

@@ -307,8 +307,10 @@ def test_add_to_cart_calls_the_signed_cart_webhook(shop: Shop, cart_receiver: An
             "sku": "TOTE-RED", "quantity": 2, "shopper_ref": "s-42", "video_id": shop.video_id}
         assert payload["data"]["price"] == shop.products["TOTE-RED"]["price"]
 
+        # Runner-up SKUs (products sharing the tote's logo) are offered too: refuse one the tap did not offer.
+        not_offered = next(sku for sku in sorted(shop.products) if sku not in {c["sku"] for c in answer["candidates"]})
         refused = [
-            ({"cart_token": answer["cart"]["token"], "sku": "MUG-SET"}, 400, "sku_not_offered"),
+            ({"cart_token": answer["cart"]["token"], "sku": not_offered}, 400, "sku_not_offered"),
             ({"cart_token": answer["cart"]["token"][:-2] + "00", "sku": "TOTE-RED"}, 403, "invalid_cart_token"),
             ({"cart_token": "nonsense", "sku": "TOTE-RED"}, 403, "invalid_cart_token"),
             ({"cart_token": answer["cart"]["token"], "sku": "TOTE-RED", "quantity": 0}, 400, "invalid_quantity"),
