@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from media_service.jobs.base import JobContext, job_kind
-from media_service.models import Job, Panorama, utcnow
+from media_service.models import Job, Panorama, Spin, utcnow
 from media_service.panorama.build import build_panorama, panorama_options
 from media_service.panorama.errors import StitchingError
 from media_service.panorama.stitcher import Photo
@@ -46,15 +46,18 @@ def local_input(stack: ExitStack, storage: Storage, item: Mapping[str, Any]) -> 
                              "request was made; upload it again and make a new request", code="asset_missing") from exc
 
 
-def _record_panorama(session: Session, job: Job) -> list[str]:
-    panorama = session.get(Panorama, job.params["panorama_id"])
-    if panorama is None:  # deleted while it was stitched
+def record_result(session: Session, row: Panorama | Spin | None, job: Job) -> list[str]:
+    """Success hook body of panoramas and spins: the row is ready with the job's result; a row deleted
+    while the job ran gives the job's published folder back for deletion."""
+    if row is None:
         return [job.result["prefix"]] if job.result else []
     if job.result:
-        panorama.state = "ready"
-        panorama.result = job.result
-        panorama.finished_at = utcnow()
+        row.state, row.result, row.finished_at = "ready", job.result, utcnow()
     return []
+
+
+def _record_panorama(session: Session, job: Job) -> list[str]:
+    return record_result(session, session.get(Panorama, job.params["panorama_id"]), job)
 
 
 @job_kind("panoramas.stitch", on_success=_record_panorama)

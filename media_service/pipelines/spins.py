@@ -11,21 +11,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from media_service.jobs.base import JobContext, job_kind
-from media_service.models import Job, Spin, utcnow
+from media_service.models import Job, Spin
 from media_service.panorama.build import build_spin_from_photos, build_spin_from_video, spin_options
 from media_service.panorama.spin import SpinPhoto
-from media_service.pipelines.panoramas import local_input, publish_folder
+from media_service.pipelines.panoramas import local_input, publish_folder, record_result
 
 
 def _record_spin(session: Session, job: Job) -> list[str]:
-    spin = session.get(Spin, job.params["spin_id"])
-    if spin is None:  # deleted while it was built
-        return [job.result["prefix"]] if job.result else []
-    if job.result:
-        spin.state = "ready"
-        spin.result = job.result
-        spin.finished_at = utcnow()
-    return []
+    return record_result(session, session.get(Spin, job.params["spin_id"]), job)
 
 
 @job_kind("spins.build", on_success=_record_spin)
