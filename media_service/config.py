@@ -171,6 +171,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Requests a minute one viewer (embed token + address) may make to the public widget endpoints "
             "(manifest, taps, cart, events); over it they get 429 with Retry-After."),
     Setting("SHOPPER_RATE_BURST", 20, int, "Requests one viewer may make at once before the rate applies."),
+    Setting("TRUSTED_PROXIES", 0, int,
+            "Reverse proxies in front of the service whose X-Forwarded-For/-Proto/-Host are trusted (0: none; "
+            "then a viewer is its socket's address and forwarded headers are ignored)."),
     Setting("TAP_MAX_POLYGON_POINTS", 200, int, "Most points of a lasso polygon sent to the taps endpoint."),
     Setting("TAP_AUTO_INDEX", True, _bool,
             "A tap on a video that was never indexed queues its index job, so later taps answer from tracks."),

@@ -164,4 +164,25 @@ def test_a_script_hammering_with_an_embed_token_is_slowed_down_before_any_work(t
     assert client.post(f"/v1/embed/{token}/events", json=events, headers={"Origin": SHOP}).status_code == 429
     stats = client.get(f"/v1/embed-stats/{image}", headers=merchant.headers).json
     assert stats["counts"] == {"view": 12}  # nothing of the refused requests was recorded
+    # without a trusted proxy a forwarded address is ignored: a script cannot pose as many viewers
+    spoofed = client.post(f"/v1/embed/{token}/events", json=events,
+                          headers={"Origin": SHOP, "X-Forwarded-For": "198.51.100.9"})
+    assert spoofed.status_code == 429
+    app.extensions["database"].dispose()
+
+
+def test_behind_a_trusted_proxy_each_shopper_has_their_own_rate(tmp_path: Path) -> None:
+    app = create_app(make_test_config(tmp_path, TRUSTED_PROXIES=1, SHOPPER_RATE_BURST=2))
+    upgrade(app.config["DATABASE_URL"])
+    client = app.test_client()
+    merchant = add_merchant(app, "Proxied shop")
+    image = client.post("/v1/assets", headers=merchant.headers, content_type="multipart/form-data",
+                        data={"file": (BytesIO(media("panorama/hill/1.JPG").read_bytes()), "p.jpg")}).json["id"]
+    token = mint(client, merchant, image).json["token"]
+
+    def view(shopper: str) -> int:
+        return client.get(f"/v1/embed/{token}", headers={"Origin": SHOP, "X-Forwarded-For": shopper}).status_code
+
+    assert [view("203.0.113.1") for _ in range(3)] == [200, 200, 429]
+    assert view("203.0.113.2") == 200  # another shopper behind the same proxy
     app.extensions["database"].dispose()
