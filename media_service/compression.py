@@ -9,7 +9,9 @@ is compressed once per process. ``GZIP_RESPONSES = false`` turns it off behind a
 from __future__ import annotations
 
 import gzip
+import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 from flask import Flask, Response, request
 
@@ -25,21 +27,31 @@ _CACHE_ENTRIES = 64
 
 
 class _CompressedByETag:
-    """Compressed bodies of files with a strong ETag (static files), least recently used first out."""
+    """Compressed bodies of files with a strong ETag (static files), least recently used first out.
+
+    A hit never reads the file again; gunicorn's threads share it, hence the lock.
+    """
 
     def __init__(self, entries: int) -> None:
         self.entries = entries
         self._bodies: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def get_or_compress(self, etag: str, body: bytes) -> bytes:
-        if etag in self._bodies:
-            self._bodies.move_to_end(etag)
-            return self._bodies[etag]
-        compressed = gzip.compress(body, compresslevel=LEVEL, mtime=0)
-        self._bodies[etag] = compressed
-        while len(self._bodies) > self.entries:
-            self._bodies.popitem(last=False)
+    def get_or_compress(self, etag: str, read_body: Callable[[], bytes]) -> bytes:
+        with self._lock:
+            if etag in self._bodies:
+                self._bodies.move_to_end(etag)
+                return self._bodies[etag]
+        compressed = _gzip(read_body())
+        with self._lock:
+            self._bodies[etag] = compressed
+            while len(self._bodies) > self.entries:
+                self._bodies.popitem(last=False)
         return compressed
+
+
+def _gzip(body: bytes) -> bytes:
+    return gzip.compress(body, compresslevel=LEVEL, mtime=0)
 
 
 def register_compression(app: Flask) -> None:
@@ -63,11 +75,14 @@ def compress_response(response: Response, cache: _CompressedByETag) -> Response:
     length = response.content_length  # set for bodies we made and files we send; None for streams
     if length is None or not MIN_BYTES <= length <= MAX_BYTES:
         return response
-    response.direct_passthrough = False  # a sent file: read it (it is small, see MAX_BYTES)
-    body = response.get_data()
+    response.direct_passthrough = False  # a sent file: read it when needed (it is small, see MAX_BYTES)
     etag, weak = response.get_etag()
-    compressed = cache.get_or_compress(etag, body) if etag and not weak else gzip.compress(
-        body, compresslevel=LEVEL, mtime=0)
+    if etag and not weak:
+        compressed = cache.get_or_compress(etag, response.get_data)
+        if hasattr(response.response, "close"):  # a hit leaves the sent file unread: close it
+            response.response.close()
+    else:
+        compressed = _gzip(response.get_data())
     response.set_data(compressed)
     response.headers["Content-Encoding"] = "gzip"
     if etag:

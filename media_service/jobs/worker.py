@@ -109,13 +109,14 @@ def run_one(db: Database, settings: Mapping[str, Any], owner: str) -> str | None
             current_job_id=job_id, seen_at=utcnow()))
     log.info("job %s (%s) started by %s", job_id, kind, owner)
     job_kind = kind_for(kind)
+    storage = make_storage(settings)
     state, result, error = FAILED, None, None
     try:
         with _RunningJob(db, job_id, owner, settings) as running:
             if job_kind is None:
                 raise MediaServiceError(f"no worker knows job kind {kind!r}", code="unknown_job_kind")
             context = JobContext(job_id=job_id, merchant_id=merchant_id, params=params,
-                                 storage=make_storage(settings), settings=settings,
+                                 storage=storage, settings=settings,
                                  report_progress=running.report)
             with storage_full_as_error():
                 result = job_kind.handler(context)
@@ -140,7 +141,7 @@ def run_one(db: Database, settings: Mapping[str, Any], owner: str) -> str | None
         finished = queue.finish(session, job_id, owner, state, result=result, error=error)
         session.execute(update(WorkerHeartbeat).where(WorkerHeartbeat.id == owner).values(current_job_id=None))
     for prefix in finished.orphaned:
-        make_storage(settings).delete_prefix(prefix)
+        storage.delete_prefix(prefix)
     log.info("job %s %s%s%s", job_id, state, "" if finished.recorded else " (lease lost, not recorded)",
              " (its owner was deleted: outputs discarded)" if finished.orphaned else "")
     return job_id

@@ -96,21 +96,19 @@ def get_video(session: Session, merchant_id: str, video_id: str) -> Video:
 
 def delete_video(session: Session, storage: Storage, video: Video) -> None:
     """Delete a video with its renditions, poster and previews (the asset it came from stays)."""
-    delete_with_files(session, storage, [video], job_ids=[video.job_id], prefixes=_video_prefixes(video))
+    delete_with_files(session, storage, [video], job_ids=[video.job_id], prefixes=[_video_files(video)])
 
 
-def _video_prefixes(video: Video) -> list[str]:
-    prefixes = [video.output_prefix] if video.output_prefix else []
-    if video.job_id:
-        prefixes.append(job_output_root(video.merchant_id, video.job_id))
-    return prefixes
+def _video_files(video: Video) -> str | None:
+    """Where a video's outputs are (or will be): its job's output folder (``output_prefix`` once ready)."""
+    return job_output_root(video.merchant_id, video.job_id) if video.job_id else video.output_prefix
 
 
 @asset_dependents
 def _videos_of_asset(session: Session, asset: Asset) -> Dependents:
     videos = session.scalars(select(Video).where(Video.asset_id == asset.id)).all()
     return Dependents(job_ids=[video.job_id for video in videos if video.job_id],
-                      prefixes=[prefix for video in videos for prefix in _video_prefixes(video)])
+                      prefixes=[prefix for video in videos if (prefix := _video_files(video))])
 
 
 def video_state(video: Video, job: Job | None) -> str:

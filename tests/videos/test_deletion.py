@@ -75,8 +75,10 @@ def test_deleting_a_video_while_it_is_processed_stops_the_job_and_leaves_no_file
     created = client.post("/v1/videos", headers=merchant.headers, json={"asset_id": asset["id"], "profile": "promo"})
     job_url = f"/v1/jobs/{created.json['job']['id']}"
     deadline = time.monotonic() + 60
-    while client.get(job_url, headers=merchant.headers).json["progress"] < 5 and time.monotonic() < deadline:
+    while (running := client.get(job_url, headers=merchant.headers).json)["progress"] < 5 \
+            and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert running["state"] == "running" and running["progress"] >= 5, running  # deleted mid-processing
     assert client.delete(f"/v1/videos/{created.json['id']}", headers=merchant.headers).status_code == 204
     job = wait_for_job(app, created.json["job"]["id"], timeout=120)
     assert job.state in ("cancelled", "succeeded")  # it stops at its next progress report, or was publishing
