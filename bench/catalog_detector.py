@@ -31,8 +31,13 @@ import cv2
 import numpy as np
 from products_common import REPO, catalog_20, clip_720p, settings
 
-from media_service.detection.catalog import CatalogDetector, CatalogDetectorConfig, CatalogProduct, index_product_photo
-from media_service.detection.frames import VideoGeometry, prefetch, stream_frames
+from media_service.media.detection.catalog import (
+    CatalogDetector,
+    CatalogDetectorConfig,
+    CatalogProduct,
+    index_product_photo,
+)
+from media_service.media.detection.frames import VideoGeometry, prefetch, stream_frames
 from tests.conftest import media
 from tests.products.evaluation import Score, contact_sheet, draw_boxes
 from tests.products.semireal import CATALOG_SKUS, load_photo, render_random_clips, truths_at

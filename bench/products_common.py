@@ -18,8 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from media_service.config import SETTINGS  # noqa: E402
-from media_service.detection.catalog import CatalogProduct, index_product_photo  # noqa: E402
-from media_service.ingest.images import configure_image_limits  # noqa: E402
+from media_service.media.detection.catalog import CatalogProduct, index_product_photo  # noqa: E402
+from media_service.media.ingest.images import configure_image_limits  # noqa: E402
 from tests.conftest import media  # noqa: E402
 from tests.products.semireal import CATALOG_SKUS, Placement, Truth, load_photo, render_clip  # noqa: E402
 

@@ -35,8 +35,8 @@ CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from media_service.panorama.build import build_spin_from_video
-from media_service.panorama.spin import SpinOptions
+from media_service.media.panorama.build import build_spin_from_video
+from media_service.media.spin import SpinOptions
 video, out = Path(sys.argv[2]), Path(sys.argv[3])
 started = time.perf_counter()
 manifest = build_spin_from_video(video, out, {}, SpinOptions(frames=36))
@@ -64,7 +64,7 @@ def ensure_video() -> Path:
 
 
 def decode_baseline(video: Path) -> float:
-    from media_service.video.ffmpeg import run_ffmpeg, safe_input_args
+    from media_service.media.video.ffmpeg import run_ffmpeg, safe_input_args
 
     started = time.perf_counter()
     run_ffmpeg([*safe_input_args(video, "mov"), "-map", "0:v:0", "-f", "null", "-"], timeout=600)

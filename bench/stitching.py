@@ -41,7 +41,7 @@ sys.path.insert(0, sys.argv[1])
 tool, out, files = sys.argv[2], sys.argv[3], sys.argv[4:]
 if tool == "ours":
     from pathlib import Path
-    from media_service.panorama.stitcher import Photo, stitch
+    from media_service.media.panorama.stitcher import Photo, stitch
 imports_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 if tool == "ours":
     started = time.perf_counter()

@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 from products_common import REPO, clip_720p, settings
 
-from media_service.detection.frames import VideoGeometry, batched, prefetch, stream_frames
-from media_service.detection.torchvision import BACKGROUND, TorchvisionDetector, build_model
+from media_service.media.detection.frames import VideoGeometry, batched, prefetch, stream_frames
+from media_service.media.detection.torchvision import BACKGROUND, TorchvisionDetector, build_model
 
 
 def main() -> None:

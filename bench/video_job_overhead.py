@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.video_jobs import job_bench
 from bench.video_ladder import PROFILE, bare_one_pass, common_output, describe, encoder_args
 from bench.video_sources import source_1080p
-from media_service.video import ladder
-from media_service.video.ffmpeg import run_ffmpeg, safe_input_args
+from media_service.media.video import ladder
+from media_service.media.video.ffmpeg import run_ffmpeg, safe_input_args
 
 
 def cascade_only(source: ladder.LadderInput, renditions: list[ladder.PlannedRendition], work: Path) -> float:

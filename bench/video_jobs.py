@@ -23,8 +23,8 @@ class JobBench:
 
     def run_buyer_show(self, path: Path, *, poll_seconds: float) -> tuple[Any, float]:
         """Store ``path`` as an asset, create its buyer_show video and wait: (the finished job, seconds taken)."""
+        from media_service.features.videos.service import create_video
         from media_service.models import Asset, Job
-        from media_service.pipelines.video_records import create_video
         from media_service.storage import sha256_file
 
         db = self.app.extensions["database"]
@@ -55,8 +55,8 @@ class JobBench:
 def job_bench(data_dir: Path, **settings: str) -> Iterator[JobBench]:
     """An app on ``data_dir`` with a merchant, and a real ``media-service worker`` (one job process)."""
     from media_service import create_app
-    from media_service.auth import create_merchant
     from media_service.db import upgrade
+    from media_service.security.api_keys import create_merchant
 
     app = create_app({"DATA_DIR": str(data_dir)})
     upgrade(app.config["DATABASE_URL"])

@@ -7,7 +7,7 @@ from the shared clips by ``bench/video_sources.py``) three ways of making the sa
 * ``separate``: three ffmpeg runs, one per rung, each decoding the source and scaling it to its rung
   (what many services do) - the baseline;
 * ``one-pass (bare)``: one ffmpeg run, the decoded source split three ways, each scaled from full size;
-* ``one-pass (ours)``: the service's own command (``media_service.video.ladder.build_ladder``): scaled
+* ``one-pass (ours)``: the service's own command (``media_service.media.video.ladder.build_ladder``): scaled
   to the top rung first, then a cascade 1080 -> 720 -> 480, plus the analysis branch (sampled
   frames, black and freeze detection) that the pipeline needs anyway.
 
@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.video_sources import source_4k_hevc, source_1080p
 from media_service.config import load_settings
-from media_service.video import ladder
-from media_service.video.ffmpeg import run_ffmpeg, safe_input_args
-from media_service.video.presets import PROFILES, output_fps, plan_ladder
-from media_service.video.probe import probe_video
+from media_service.media.video import ladder
+from media_service.media.video.ffmpeg import run_ffmpeg, safe_input_args
+from media_service.media.video.presets import PROFILES, output_fps, plan_ladder
+from media_service.media.video.probe import probe_video
 
 PROFILE = PROFILES["buyer_show"]
 

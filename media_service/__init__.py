@@ -16,19 +16,24 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the application: settings, database, storage, error handling and the API blueprints."""
+    """Build the application: settings, database, storage, error handling, then every feature of ``FEATURES``.
+
+    The imports are here, not at the top, so that ``import media_service`` (done by every engine and job
+    process) does not load Flask and every feature.
+    """
     from flask import Flask, request
 
     from media_service import db
-    from media_service.api import register_blueprints
-    from media_service.api.assets import MediaRequest, remove_spool_files
-    from media_service.compression import register_compression
     from media_service.config import load_settings
-    from media_service.http_errors import register_error_handlers
-    from media_service.ingest.images import configure_image_limits
+    from media_service.features import FEATURES, install
     from media_service.jobs.base import LocalExecutor, set_executor
-    from media_service.ratelimit import RateLimiter
+    from media_service.media.ingest.images import configure_image_limits
+    from media_service.security.ratelimit import RateLimiter
     from media_service.storage import make_storage
+    from media_service.web import files
+    from media_service.web.compression import register_compression
+    from media_service.web.errors import register_error_handlers
+    from media_service.web.requests import MediaRequest, remove_spool_files
 
     settings = load_settings(test_config)
     configure_image_limits(settings)
@@ -51,7 +56,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     set_executor(app.extensions["executor"])
     app.teardown_request(remove_spool_files)
     register_error_handlers(app)
-    register_blueprints(app)
+    install()
+    app.register_blueprint(files.bp)
+    for feature in FEATURES:
+        for blueprint in feature.blueprints:
+            app.register_blueprint(blueprint)
     register_compression(app)
 
     @app.after_request

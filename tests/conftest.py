@@ -21,8 +21,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from media_service import create_app
-from media_service.auth import create_merchant
 from media_service.db import upgrade
+from media_service.security.api_keys import create_merchant
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_MEDIA = Path(os.environ.get("MEDIA_SERVICE_TEST_MEDIA", REPO.parent / "shared" / "media"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from media_service.model_files import ModelFileError, check_manifest, load_weights
+from media_service.media.detection.model_files import ModelFileError, check_manifest, load_weights
 from tests import hostile
 
 

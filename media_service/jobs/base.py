@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from media_service.storage import Storage
@@ -21,17 +22,21 @@ if TYPE_CHECKING:
 
     from media_service.models import Job
 
-QUEUED = "queued"
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-CANCELLED = "cancelled"
-STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
-FINISHED_STATES = (SUCCEEDED, FAILED, CANCELLED)
 
-BUILTIN_JOB_MODULES = ("media_service.pipelines.thumbnail", "media_service.pipelines.videos",
-                       "media_service.pipelines.panoramas", "media_service.pipelines.spins",
-                       "media_service.pipelines.video_index")
+
+class JobState(StrEnum):
+    """Where a job is; stored as its value. A job reaches a finished state once."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = JobState
+STATES = tuple(JobState)
+FINISHED_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
 @dataclass
@@ -76,8 +81,14 @@ class JobKind:
 _REGISTRY: dict[str, JobKind] = {}
 
 
+def register_job_kinds(kinds: Iterable[JobKind]) -> None:
+    """Make job kinds known to this process (the features' kinds, from ``media_service.features``)."""
+    for kind in kinds:
+        _REGISTRY[kind.name] = kind
+
+
 def job_kind(name: str, *, on_success: SuccessHook | None = None) -> Callable[[JobHandler], JobHandler]:
-    """Register ``handler`` as the implementation of job kind ``name``."""
+    """Register ``handler`` as job kind ``name``: for extra modules named in the ``JOB_MODULES`` setting."""
 
     def decorator(handler: JobHandler) -> JobHandler:
         _REGISTRY[name] = JobKind(name, handler, on_success)
@@ -86,9 +97,9 @@ def job_kind(name: str, *, on_success: SuccessHook | None = None) -> Callable[[J
     return decorator
 
 
-def load_job_modules(extra: list[str] | tuple[str, ...] = ()) -> dict[str, JobKind]:
-    """Import the modules that register job kinds and return the registry."""
-    for module in (*BUILTIN_JOB_MODULES, *extra):
+def load_job_modules(modules: Iterable[str] = ()) -> dict[str, JobKind]:
+    """Import the extra modules named in ``JOB_MODULES`` (they register with ``@job_kind``); the registry."""
+    for module in modules:
         importlib.import_module(module)
     return dict(_REGISTRY)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,7 +27,7 @@ from media_service.jobs.base import (
     current_executor,
     kind_for,
 )
-from media_service.models import Job, utcnow
+from media_service.models import Job, WorkerHeartbeat, utcnow
 
 _NEW_JOBS = "media_service.new_jobs"
 
@@ -240,3 +240,10 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
     }
+
+
+def live_workers(session: Session, *, within_seconds: float) -> int:
+    """Job processes that reported (heartbeat or poll) within the last ``within_seconds``."""
+    since = utcnow() - timedelta(seconds=within_seconds)
+    return session.scalar(select(func.count()).select_from(WorkerHeartbeat)
+                          .where(WorkerHeartbeat.seen_at >= since)) or 0

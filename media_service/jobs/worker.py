@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -27,10 +27,19 @@ from sqlalchemy import delete, update
 
 from media_service.db import Database, begin_write
 from media_service.errors import JobCancelled, MediaServiceError
-from media_service.ingest.images import configure_image_limits
 from media_service.jobs import queue
-from media_service.jobs.base import CANCELLED, FAILED, SUCCEEDED, JobContext, kind_for, load_job_modules
+from media_service.jobs.base import (
+    CANCELLED,
+    FAILED,
+    SUCCEEDED,
+    JobContext,
+    JobKind,
+    kind_for,
+    load_job_modules,
+    register_job_kinds,
+)
 from media_service.jobs.webhooks import deliver_due
+from media_service.media.ingest.images import configure_image_limits
 from media_service.models import WorkerHeartbeat, utcnow
 from media_service.storage import make_storage
 from media_service.storage.base import storage_full_as_error
@@ -156,12 +165,20 @@ def _exit_on_signal(_signum: int, _frame: object) -> None:
     raise SystemExit(0)  # unwinds the running job, which hands its lease back
 
 
-def job_process_main(settings: dict[str, Any], owner: str, parent_pid: int) -> None:
+#: Returns the job kinds a worker runs; a module-level function, because job processes are spawned and
+#: receive it by reference (``media_service.features.job_kinds``).
+JobKindsSource = Callable[[], Iterable[JobKind]]
+#: A supervisor chore run every round beside re-queueing expired leases: ``chore(session, settings)``.
+Chore = Callable[[Any, Mapping[str, Any]], Any]
+
+
+def job_process_main(settings: dict[str, Any], owner: str, parent_pid: int, job_kinds: JobKindsSource) -> None:
     """Entry point of one job process."""
     _die_with_parent()
     signal.signal(signal.SIGTERM, _exit_on_signal)
     logging.basicConfig(level=settings["LOG_LEVEL"], format="%(asctime)s %(processName)s %(message)s")
     configure_image_limits(settings)
+    register_job_kinds(job_kinds())
     load_job_modules(settings["JOB_MODULES"])
     db = Database.from_settings(settings)
     with db.session(write=True) as session:
@@ -180,24 +197,23 @@ def job_process_main(settings: dict[str, Any], owner: str, parent_pid: int) -> N
             time.sleep(settings["JOB_POLL_SECONDS"])
 
 
-def housekeeping(db: Database, settings: Mapping[str, Any]) -> None:
-    """One round of the supervisor's chores."""
-    from media_service.uploads import expire_uploads
-
+def housekeeping(db: Database, settings: Mapping[str, Any], chores: Sequence[Chore] = ()) -> None:
+    """One round of the supervisor's chores: expired leases, webhooks, the features' own chores, heartbeats."""
     with db.session() as session:
         requeued = queue.reconcile_expired(session)
         if requeued:
             log.warning("re-queued or failed jobs with expired leases: %s", ", ".join(requeued))
     with db.session() as session:
         deliver_due(session, settings)
-    with db.session() as session:
-        expire_uploads(session, settings)
+    for chore in chores:
+        with db.session() as session:
+            chore(session, settings)
     with db.session() as session:
         session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.seen_at < utcnow() - timedelta(hours=1)))
 
 
-def run_worker(settings: dict[str, Any], *, concurrency: int | None = None,
-               stop: threading.Event | None = None) -> None:
+def run_worker(settings: dict[str, Any], *, job_kinds: JobKindsSource, chores: Sequence[Chore] = (),
+               concurrency: int | None = None, stop: threading.Event | None = None) -> None:
     """Run the supervisor until SIGTERM/SIGINT (or ``stop``): keeps ``concurrency`` job processes alive."""
     concurrency = concurrency or settings["WORKER_CONCURRENCY"]
     stop = stop or threading.Event()
@@ -207,7 +223,7 @@ def run_worker(settings: dict[str, Any], *, concurrency: int | None = None,
     processes: dict[int, multiprocessing.process.BaseProcess] = {}
 
     def start(slot: int) -> None:
-        process = ctx.Process(target=job_process_main, args=(settings, f"{name}-{slot}", os.getpid()),
+        process = ctx.Process(target=job_process_main, args=(settings, f"{name}-{slot}", os.getpid(), job_kinds),
                               name=f"job-process-{slot}", daemon=False)
         process.start()
         processes[slot] = process
@@ -225,7 +241,7 @@ def run_worker(settings: dict[str, Any], *, concurrency: int | None = None,
                     log.warning("job process %s exited (%s); restarting", process.name, process.exitcode)
                     start(slot)
             try:
-                housekeeping(db, settings)
+                housekeeping(db, settings, chores)
             except Exception:
                 log.exception("housekeeping failed; retrying")
             stop.wait(min(1.0, settings["JOB_LEASE_SECONDS"] / 4))

@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 
 from media_service import create_app
 from media_service.db import upgrade
-from media_service.embed import mint_token
-from media_service.ratelimit import RateLimiter
+from media_service.features.embed.service import mint_token
+from media_service.security.ratelimit import RateLimiter
 from tests.conftest import MerchantCredentials, add_merchant, make_test_config, media
 
 SHOP = "https://shop.example"

@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from media_service.uploads import part_path
+from media_service.features.uploads.service import part_path
 from tests.conftest import MerchantCredentials, media
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -194,8 +194,8 @@ def test_termination(client: FlaskClient, merchant: MerchantCredentials, photo: 
 def test_expired_upload_is_gone_and_cleaned(app: Flask, client: FlaskClient, merchant: MerchantCredentials) -> None:
     from datetime import timedelta
 
+    from media_service.features.uploads.service import expire_uploads
     from media_service.models import Upload, utcnow
-    from media_service.uploads import expire_uploads
 
     upload_id = create(client, merchant, 100)
     with app.extensions["database"].session(write=True) as session:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from media_service.config import SETTINGS
-from media_service.ingest import configure_image_limits
+from media_service.media.ingest import configure_image_limits
 
 
 @pytest.fixture(scope="session")

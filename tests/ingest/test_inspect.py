@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from media_service.errors import InvalidMedia, MediaServiceError, UnsupportedMediaType
-from media_service.ingest import MediaFacts, inspect_media
+from media_service.media.ingest import MediaFacts, inspect_media
 from tests import hostile
 from tests.conftest import SHARED_MEDIA
 from tests.hostile import Canary, canary

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from media_service.errors import InvalidMedia, UnsupportedMediaType
-from media_service.ingest.sniff import sniff_bytes, sniff_file
+from media_service.media.ingest.sniff import sniff_bytes, sniff_file
 from tests.conftest import SHARED_MEDIA
 
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from media_service.panorama.stitcher import Photo
+from media_service.media.panorama.stitcher import Photo
 from tests.conftest import REPO, media
 
 ARTIFACTS = REPO / "test-artifacts" / "panorama"

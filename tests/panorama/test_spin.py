@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from media_service.panorama.build import build_spin_from_photos, build_spin_from_video, spin_options
-from media_service.panorama.errors import StitchingError
-from media_service.panorama.spin import (
+from media_service.media.panorama.build import build_spin_from_photos, build_spin_from_video, spin_options
+from media_service.media.panorama.errors import StitchingError
+from media_service.media.spin import (
     SpinFrames,
     SpinOptions,
     SpinPhoto,
@@ -25,7 +25,7 @@ from media_service.panorama.spin import (
     natural_key,
     order_photos,
 )
-from media_service.video.ffmpeg import run_ffmpeg
+from media_service.media.video.ffmpeg import run_ffmpeg
 from tests.conftest import SHARED_MEDIA, media
 from tests.panorama.helpers import SETTINGS, save_artifact
 from tests.panorama.turntable import write_turntable_video

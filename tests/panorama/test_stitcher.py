@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from media_service.panorama import features as feature_stage
-from media_service.panorama import stitcher as stitcher_module
-from media_service.panorama.cropping import covered_rectangle
-from media_service.panorama.errors import StitchingError
-from media_service.panorama.stitcher import Photo, StitchOptions, stitch
+from media_service.media.panorama import features as feature_stage
+from media_service.media.panorama import stitcher as stitcher_module
+from media_service.media.panorama.cropping import covered_rectangle
+from media_service.media.panorama.errors import StitchingError
+from media_service.media.panorama.stitcher import Photo, StitchOptions, stitch
 from tests.conftest import media
 from tests.panorama.helpers import SETTINGS, opencv_reference, photo_paths, photos, save_artifact, side_by_side
 from tests.panorama.similarity import compare_panoramas

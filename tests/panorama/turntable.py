@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from media_service.video.ffmpeg import run_ffmpeg
+from media_service.media.video.ffmpeg import run_ffmpeg
 
 BOX = (1.0, 1.3, 0.7)  # width (x), height (y), depth (z)
 

@@ -18,8 +18,8 @@ from flask.testing import FlaskClient
 from media_service import create_app
 from media_service.config import SETTINGS
 from media_service.db import upgrade
-from media_service.detection.catalog import CatalogProduct, index_product_photo
-from media_service.ingest.images import configure_image_limits
+from media_service.media.detection.catalog import CatalogProduct, index_product_photo
+from media_service.media.ingest.images import configure_image_limits
 from tests.conftest import MerchantCredentials, add_merchant, make_test_config, start_worker, stop_process, wait_for_job
 from tests.products.semireal import (
     CATALOG_SKUS,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from media_service.detection.detections import Detections, iou_matrix
+from media_service.media.detection.detections import Detections, iou_matrix
 from tests.products.semireal import Truth
 
 

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-from media_service.detection.base import DetectionError
-from media_service.detection.catalog import (
+from media_service.media.detection.base import DetectionError
+from media_service.media.detection.catalog import (
     CatalogDetector,
     CatalogDetectorConfig,
     CatalogMatcher,
@@ -26,7 +26,7 @@ from media_service.detection.catalog import (
     index_product_photo,
     refine_alignment,
 )
-from media_service.detection.frames import VideoGeometry, stream_frames
+from media_service.media.detection.frames import VideoGeometry, stream_frames
 from tests.products.conftest import CLIP_FPS, Clip, artifact
 from tests.products.evaluation import Score, draw_boxes
 from tests.products.semireal import load_photo, render_random_clips, truths_at

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from media_service.detection.catalog import CatalogDetector, CatalogProduct
-from media_service.detection.cutout import cut_out, encode_png, mask_to_polygon, render_cutout
+from media_service.media.detection.catalog import CatalogDetector, CatalogProduct
+from media_service.media.detection.cutout import cut_out, encode_png, mask_to_polygon, render_cutout
 from tests.products.conftest import artifact
 from tests.products.semireal import EVALUATION_CLIPS, _decode, render_clip
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from media_service.detection.detections import CANDIDATES, POLYGON, SKU, Detections, box_iou, iou_matrix
+from media_service.media.detection.detections import CANDIDATES, POLYGON, SKU, Detections, box_iou, iou_matrix
 
 
 def make(n: int = 3, **extra: object) -> Detections:

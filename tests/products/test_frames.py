@@ -11,8 +11,8 @@ import numpy as np
 import psutil
 import pytest
 
-from media_service.detection.frames import VideoGeometry, batched, decode_frame_at, prefetch, stream_frames
-from media_service.video.ffmpeg import FFmpegError, FFmpegTimeout, open_ffmpeg_stream
+from media_service.media.detection.frames import VideoGeometry, batched, decode_frame_at, prefetch, stream_frames
+from media_service.media.video.ffmpeg import FFmpegError, FFmpegTimeout, open_ffmpeg_stream
 from tests import hostile
 from tests.conftest import media
 

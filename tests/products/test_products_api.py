@@ -98,7 +98,7 @@ def test_sku_cannot_change_and_scopes_are_enforced(app: Flask, client: FlaskClie
     client.post("/v1/products", headers=merchant.headers, json={"sku": "A", "title": "a"})
     renamed = client.patch("/v1/products/A", headers=merchant.headers, json={"sku": "B"})
     assert renamed.status_code == 400 and renamed.json["code"] == "sku_immutable"
-    from media_service.auth import create_api_key
+    from media_service.security.api_keys import create_api_key
 
     with app.extensions["database"].session() as session:
         reader = create_api_key(session, merchant.merchant_id, scopes=("assets:read",))

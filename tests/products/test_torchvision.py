@@ -13,9 +13,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from media_service.detection.base import DetectionError  # noqa: E402
-from media_service.detection.detections import Detections  # noqa: E402
-from media_service.detection.torchvision import (  # noqa: E402
+from media_service.media.detection.base import DetectionError  # noqa: E402
+from media_service.media.detection.detections import Detections  # noqa: E402
+from media_service.media.detection.model_files import ModelFileError  # noqa: E402
+from media_service.media.detection.torchvision import (  # noqa: E402
     ARCHITECTURES,
     BACKGROUND,
     TorchvisionDetector,
@@ -24,7 +25,6 @@ from media_service.detection.torchvision import (  # noqa: E402
     model_from_checkpoint,
     resolve_device,
 )
-from media_service.model_files import ModelFileError  # noqa: E402
 from tests import hostile  # noqa: E402
 
 LABELS = [BACKGROUND, "TOTE-RED", "CAP-BLACK"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from media_service.detection.detections import CANDIDATES, SKU, Detections
-from media_service.detection.tracking import ProductTracker, track_to_record
+from media_service.media.detection.detections import CANDIDATES, SKU, Detections
+from media_service.media.detection.tracking import ProductTracker, track_to_record
 
 
 def frame(*items: tuple[list[float], float, str]) -> Detections:

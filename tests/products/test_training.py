@@ -14,10 +14,10 @@ import pytest
 
 pytest.importorskip("torch")
 
-from media_service.detection.detections import iou_matrix
-from media_service.detection.torchvision import TorchvisionDetector
-from media_service.detection.training import SceneSynthesizer, TrainingConfig, save_detector, train_detector
-from media_service.model_files import check_manifest
+from media_service.media.detection.detections import iou_matrix
+from media_service.media.detection.model_files import check_manifest
+from media_service.media.detection.torchvision import TorchvisionDetector
+from media_service.media.detection.training import SceneSynthesizer, TrainingConfig, save_detector, train_detector
 from tests.conftest import media
 from tests.products.semireal import _decode, load_photo
 

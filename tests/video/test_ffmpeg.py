@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from media_service.errors import JobCancelled, ProcessingError
-from media_service.video.ffmpeg import (
+from media_service.media.video.ffmpeg import (
     ERROR_TAIL_BYTES,
     STDERR_KEEP_BYTES,
     FFmpegError,

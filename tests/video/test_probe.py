@@ -8,8 +8,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from media_service.video.ffmpeg import FFmpegError, run_ffmpeg, safe_input_args
-from media_service.video.probe import VideoInfo, estimate_vfr, orientation_from_matrix, probe_video
+from media_service.media.video.ffmpeg import FFmpegError, run_ffmpeg, safe_input_args
+from media_service.media.video.probe import VideoInfo, estimate_vfr, orientation_from_matrix, probe_video
 from tests.conftest import SHARED_MEDIA, media
 
 

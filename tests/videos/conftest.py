@@ -2,7 +2,7 @@
 stretch ...), a storage on a temp folder, and helpers that run the pipeline and inspect outputs with ffprobe.
 
 Generated inputs are trusted test fixtures, so they are made with subprocess directly; everything the
-service runs goes through ``media_service.video.ffmpeg``.
+service runs goes through ``media_service.media.video.ffmpeg``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from media_service.config import load_settings
-from media_service.pipelines.videos import process_video
+from media_service.features.videos.job import process_video
 from media_service.storage import FileSystemStorage
 
 FFMPEG = os.environ.get("MEDIA_SERVICE_FFMPEG_BINARY", "ffmpeg")

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from media_service.video.faces import HaarCascade, find_cascade, group_rectangles, regions_from_detections
+from media_service.media.video.faces import HaarCascade, find_cascade, group_rectangles, regions_from_detections
 from tests.conftest import media
 from tests.videos.conftest import FFMPEG, ffprobe, shaky_clip
 

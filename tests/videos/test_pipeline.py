@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from media_service.video.ladder import concat_variant
-from media_service.video.loudness import MAX_GAIN_DB, integrated_loudness
+from media_service.media.video.ladder import concat_variant
+from media_service.media.video.loudness import MAX_GAIN_DB, integrated_loudness
 from tests.conftest import media
 from tests.videos.conftest import (
     ARTIFACTS,

@@ -1,0 +1,126 @@
+"""Embedding media on merchants' pages: short-lived embed tokens, origin checks and embed manifests.
+
+An embed token binds one merchant, one target (an image asset, a panorama, a spin or a video) and the
+exact origins allowed to show it, until it expires. Its format is ours, not JWT, so there is no
+algorithm to negotiate (``alg: none`` cannot exist): ``met1.<base64url payload>.<base64url HMAC-SHA256>``,
+keyed by a key derived from the instance secret.
+
+Features list an *embed provider* per target kind in their ``Feature``; it turns a target id into the mode-specific part
+of the manifest the widget renders.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+
+from media_service.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from media_service.feature import EmbedProvider
+from media_service.security.tokens import TokenCodec, TokenInvalid
+
+TOKEN_PREFIX = "met1"
+MAX_TTL_SECONDS = 7 * 24 * 3600
+MAX_ORIGINS = 20
+
+_PROVIDERS: dict[str, EmbedProvider] = {}
+
+
+def register_providers(providers: Mapping[str, EmbedProvider]) -> None:
+    """Make the features' embed providers known (from ``media_service.features``): kind -> describer."""
+    _PROVIDERS.update(providers)
+
+
+def embeddable_kinds() -> list[str]:
+    return sorted(_PROVIDERS)
+
+
+def describe_target(session: Session, kind: str, merchant_id: str, target_id: str) -> dict[str, Any]:
+    provider = _PROVIDERS.get(kind)
+    if provider is None:
+        raise BadRequest(f"targets of kind {kind!r} cannot be embedded; use one of {', '.join(embeddable_kinds())}",
+                         code="not_embeddable")
+    return provider(session, merchant_id, target_id)
+
+
+def kind_of(target_id: str) -> str:
+    """The target kind from an id's prefix (``ast_``, ``pan_``, ``spn_``, ``vid_``)."""
+    prefix = target_id.split("_", 1)[0]
+    kinds = {"ast": "asset", "pan": "panorama", "spn": "spin", "vid": "video"}
+    if prefix not in kinds:
+        raise BadRequest(f"cannot embed {target_id!r}: give the id of an image asset, a panorama, a spin or a video",
+                         code="not_embeddable")
+    return kinds[prefix]
+
+
+def normalise_origin(origin: str) -> str:
+    """``https://shop.example`` exactly: scheme and host (and port), no path, no wildcard."""
+    parts = urlsplit(origin.strip())
+    local = parts.hostname in {"localhost", "127.0.0.1", "[::1]", "::1"}
+    if parts.scheme not in {"https", "http"} or (parts.scheme == "http" and not local) or not parts.hostname:
+        raise BadRequest(f"origin {origin[:100]!r} must be https://host[:port] (http only for localhost)",
+                         code="invalid_origin")
+    if parts.path not in {"", "/"} or parts.query or parts.fragment or parts.username or "*" in origin:
+        raise BadRequest(f"origin {origin[:100]!r} must be exactly scheme://host[:port], without path or wildcard",
+                         code="invalid_origin")
+    default_port = {"https": 443, "http": 80}[parts.scheme]
+    port = f":{parts.port}" if parts.port and parts.port != default_port else ""
+    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
+
+
+@dataclass(frozen=True)
+class EmbedGrant:
+    merchant_id: str
+    kind: str
+    target_id: str
+    origins: tuple[str, ...]
+    expires_at: int
+
+
+EMBED_TOKENS = TokenCodec(TOKEN_PREFIX, b"media-service embed token v1")
+
+
+def mint_token(secret: str, *, merchant_id: str, kind: str, target_id: str, origins: list[str],
+               ttl_seconds: int) -> tuple[str, EmbedGrant]:
+    if not 60 <= ttl_seconds <= MAX_TTL_SECONDS:
+        raise BadRequest(f"ttl_seconds must be between 60 and {MAX_TTL_SECONDS}", code="invalid_ttl")
+    if not origins or len(origins) > MAX_ORIGINS:
+        raise BadRequest(f"give 1-{MAX_ORIGINS} origins allowed to show the embed", code="invalid_origin")
+    grant = EmbedGrant(merchant_id, kind, target_id, tuple(sorted({normalise_origin(o) for o in origins})),
+                       int(time.time()) + ttl_seconds)
+    token = EMBED_TOKENS.encode(secret, {"m": grant.merchant_id, "k": grant.kind, "t": grant.target_id,
+                                         "o": grant.origins, "e": grant.expires_at, "n": secrets.token_hex(6)})
+    return token, grant
+
+
+def read_token(secret: str, token: str) -> EmbedGrant:
+    """The grant of a valid, unexpired token; 401 for anything else (tampered, foreign, expired, malformed)."""
+    try:
+        payload = EMBED_TOKENS.decode(secret, token)
+    except TokenInvalid as exc:
+        if exc.expired:
+            raise Unauthorized("this embed token expired; the page must fetch a fresh one",
+                               code="embed_token_expired") from None
+        raise Unauthorized("this embed token is not valid; ask the merchant's backend for a new one",
+                           code="invalid_embed_token") from None
+    return EmbedGrant(payload["m"], payload["k"], payload["t"], tuple(payload["o"]), payload["e"])
+
+
+def check_origin(grant: EmbedGrant, origin: str | None, own_origin: str) -> str | None:
+    """The origin to echo in CORS headers; 403 when a browser calls from an origin the token does not name."""
+    if origin is None or origin == own_origin:
+        return None
+    if origin not in grant.origins:
+        raise Forbidden("this embed is not allowed on this site; the merchant must mint a token for this origin",
+                        code="origin_not_allowed")
+    return origin
+
+
+def require_target(grant: EmbedGrant, target_id: str) -> None:
+    if grant.target_id != target_id:
+        raise NotFound("this embed token is for another item", code="embed_target_mismatch")

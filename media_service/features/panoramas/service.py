@@ -1,0 +1,105 @@
+"""Panoramas: the rules for stitching a merchant's overlapping photos into a 360-degree panorama.
+
+Creating one checks what can be checked at once (2 or more of the merchant's own image assets, valid
+options) and queues the stitching job; the panorama's state and, once ready, its signed URLs come from
+the row and its job (``jobs.resources``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import url_for
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from media_service.errors import BadRequest, Conflict, NotFound
+from media_service.features.assets.service import asset_id_list, image_assets
+from media_service.jobs.queue import job_to_dict
+from media_service.jobs.resources import ResourceState, create_with_job, public_state
+from media_service.media.panorama.build import panorama_options
+from media_service.media.panorama.tiles import with_urls
+from media_service.models import Job, Panorama
+from media_service.web.files import signed_url
+
+JOB_KIND = "panoramas.stitch"
+
+
+def create_panorama(session: Session, settings: Mapping[str, Any], merchant_id: str, body: Mapping[str, Any],
+                    idempotency_key: str | None) -> tuple[Panorama, Job, bool]:
+    """Queue stitching of ``{"asset_ids": [...], "options": {...}}``; a repeated key returns the first."""
+    asset_ids = asset_id_list(body["asset_ids"], field="asset_ids", minimum=2,
+                              maximum=settings["PANORAMA_MAX_PHOTOS"], what="a panorama")
+    raw_options = body.get("options") or {}
+    if not isinstance(raw_options, dict):
+        raise BadRequest("options must be a JSON object", code="invalid_options")
+    try:
+        panorama_options(raw_options, settings)
+    except ValueError as exc:
+        raise BadRequest(str(exc), code="invalid_options") from exc
+    assets = image_assets(session, merchant_id, asset_ids)
+    photos = [{"asset_id": a.id, "key": a.storage_key, "name": a.filename} for a in assets]
+    return create_with_job(
+        session, Panorama(merchant_id=merchant_id, asset_ids=asset_ids, options=raw_options), JOB_KIND,
+        lambda row: {"panorama_id": row.id, "options": raw_options, "photos": photos},
+        merchant_id=merchant_id, max_attempts=settings["JOB_MAX_ATTEMPTS"],
+        idempotency_key=f"panoramas:{idempotency_key}" if idempotency_key else None)
+
+
+def _signed(prefix: str) -> Any:
+    return lambda path: signed_url(f"{prefix}/{path}")
+
+
+def panorama_to_dict(panorama: Panorama, job: Job | None) -> dict[str, Any]:
+    state = public_state(panorama.state, job)
+    body: dict[str, Any] = {
+        "id": panorama.id, "state": state, "asset_ids": panorama.asset_ids, "options": panorama.options,
+        "created_at": panorama.created_at.isoformat(),
+        "finished_at": panorama.finished_at.isoformat() if panorama.finished_at else None,
+        "job": job_to_dict(job) if job else None,
+        "links": {"self": url_for("panoramas.get_panorama", panorama_id=panorama.id),
+                  "job": url_for("jobs.get_job", job_id=panorama.job_id)},
+    }
+    result = panorama.result if state == ResourceState.READY else None
+    if result:
+        sign = _signed(result["prefix"])
+        manifest = result["manifest"]
+        body.update({
+            "width": result["width"], "height": result["height"], "projection": result["projection"],
+            "field_of_view": result["field_of_view"], "diagnostics": result["diagnostics"],
+            "image_url": sign(manifest["image"]["path"]), "preview_url": sign(manifest["preview"]["path"]),
+            "manifest_url": sign("manifest.json"), "viewer": with_urls(manifest, sign),
+        })
+    elif job is not None and job.error:
+        body["error"] = {k: v for k, v in job.error.items() if k not in {"traceback", "diagnostics"}}
+        if isinstance(job.error.get("diagnostics"), Mapping):
+            body["diagnostics"] = job.error["diagnostics"]
+    return body
+
+
+def get_panorama_row(session: Session, merchant_id: str, panorama_id: str) -> Panorama:
+    row = session.scalar(select(Panorama).where(Panorama.id == panorama_id, Panorama.merchant_id == merchant_id))
+    if row is None:
+        raise NotFound(f"no panorama {panorama_id!r}", code="panorama_not_found")
+    return row
+
+
+def describe_panorama_for_embed(session: Session, merchant_id: str, panorama_id: str) -> dict[str, Any]:
+    """A ready panorama for the viewer widget: equirectangular with its coverage, or a flat image."""
+    panorama = get_panorama_row(session, merchant_id, panorama_id)
+    if panorama.state != ResourceState.READY or not panorama.result:
+        raise Conflict("this panorama is not ready yet; embed it once its state is 'ready'", code="not_ready")
+    result = panorama.result
+    sign = _signed(result["prefix"])
+    manifest = result["manifest"]
+    image = {"src": sign(manifest["image"]["path"]), "width": result["width"], "height": result["height"]}
+    if result["projection"] == "plane":
+        return {"mode": "image", "title": "Panorama", "image": image}
+    fov = result["field_of_view"]
+    described = {**image, "preview": sign(manifest["preview"]["path"]), "hfov": fov["horizontal"],
+                 "vfov": fov["vertical"], "v_offset": fov["pitch"], "full_360": fov["full_360"],
+                 "projection": manifest["projection"]["type"]}
+    if manifest.get("tiles"):  # the widget streams the tiles the view needs instead of the whole image
+        described["tiles"] = with_urls({"tiles": manifest["tiles"]}, sign)["tiles"]
+    return {"mode": "panorama", "title": "Panorama", "panorama": described}

@@ -1,0 +1,172 @@
+"""Validating an uploaded video: probe it, apply the limits, then read every packet once.
+
+Cheap checks come first (one ffprobe with the sniffed demuxer forced), so an 8192x8192 or 10-hour file
+is refused before anything else runs. The packet check then reads every packet without decoding
+(``-c copy -f null``), which finds files that end early even when their index (moov) is intact, and
+measures where the packets really end. It is I/O-bound: seconds for a 1 GiB file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from media_service.errors import InvalidMedia
+from media_service.media.ingest.facts import MediaFacts, setting
+from media_service.media.ingest.sniff import ACCEPTED_VIDEOS, SniffedType
+from media_service.media.video.ffmpeg import FFmpegError, FFmpegTimeout, run_ffmpeg, safe_input_args
+from media_service.media.video.probe import MAX_PIXELS_MARKER, VideoInfo, VideoStream, probe_video
+
+#: What ffmpeg 5.1 prints (at -v error) when it reaches the end of a file in the middle of the data.
+#: mov: "stream 1, offset 0x8a1f5: partial file"; matroska: "File ended prematurely";
+#: mov without its index: "moov atom not found".
+TRUNCATION_MARKERS = ("partial file", "file ended prematurely", "moov atom not found",
+                      "truncating packet", "ends prematurely")
+
+#: Packets may end this much before the header's duration (fraction, and at least one second) before
+#: the file counts as truncated.
+END_TOLERANCE = 0.10
+
+EXPORT_HINT = "export it again as MP4 (H.264) or WebM"
+
+
+def _truncated() -> InvalidMedia:
+    return InvalidMedia("the file ends early: it looks truncated; upload it again", reason="truncated")
+
+
+def _from_ffmpeg_error(exc: FFmpegError, settings: Mapping[str, Any]) -> InvalidMedia:
+    """Turn an ffprobe/ffmpeg failure on an upload into a 422 that says what to do."""
+    if isinstance(exc, FFmpegTimeout):
+        return InvalidMedia(f"the video took too long to inspect; {EXPORT_HINT} (shorter or smaller)",
+                            reason="inspection_timeout")
+    tail = exc.stderr_tail.lower()
+    if any(marker in tail for marker in TRUNCATION_MARKERS):
+        return _truncated()
+    if MAX_PIXELS_MARKER in tail:  # the decoders' -max_pixels guard
+        max_pixels = int(setting(settings, "MAX_VIDEO_PIXELS"))
+        return InvalidMedia(
+            f"the video frame is larger than {max_pixels:,} pixels; export it at 4K (3840x2160) or lower",
+            reason="too_many_pixels")
+    return InvalidMedia(f"the video cannot be read: it is damaged or not really {ACCEPTED_VIDEOS}; "
+                        f"{EXPORT_HINT}", reason="corrupt")
+
+
+@dataclass(frozen=True)
+class PacketCheck:
+    """Result of reading every packet: where the audio/video packets end (seconds), if known."""
+
+    end_time: float | None
+    elapsed: float
+
+
+def check_packets(path: str | os.PathLike[str], demuxer: str | None, settings: Mapping[str, Any],
+                  *, expected_duration: float | None = None) -> PacketCheck:
+    """Read every packet without decoding; raise InvalidMedia(reason="truncated") when the file ends early.
+
+    A file counts as truncated when ffmpeg reports reaching its end mid-data, or when its audio/video
+    packets stop well before ``expected_duration`` (the header's media duration).
+    """
+    args = ["-v", "error", *safe_input_args(path, demuxer), "-map", "0:v", "-map", "0:a?",
+            "-ignore_unknown", "-c", "copy", "-f", "null", "-"]
+    try:
+        result = run_ffmpeg(args, timeout=float(setting(settings, "PROBE_TIMEOUT_SECONDS")),
+                            binary=str(setting(settings, "FFMPEG_BINARY")))
+    except FFmpegError as exc:
+        raise _from_ffmpeg_error(exc, settings) from exc
+    if any(marker in result.stderr_tail.lower() for marker in TRUNCATION_MARKERS):
+        raise _truncated()
+    end = result.out_time
+    if expected_duration and end is not None:
+        missing = expected_duration - end
+        if missing > max(1.0, END_TOLERANCE * expected_duration):
+            raise _truncated()
+    return PacketCheck(end_time=end, elapsed=result.elapsed)
+
+
+def _validate_limits(info: VideoInfo, settings: Mapping[str, Any]) -> VideoStream:
+    """Stream count, a video stream, frame size; returns the main video stream."""
+    max_streams = int(setting(settings, "MAX_VIDEO_STREAMS"))
+    if info.stream_count > max_streams:
+        raise InvalidMedia(
+            f"the file has {info.stream_count} streams; at most {max_streams} are accepted: "
+            f"{EXPORT_HINT} with one video track (and one audio track)", reason="too_many_streams")
+    main = info.video
+    if main is None:
+        raise InvalidMedia(f"the file has no video stream (audio only?); {EXPORT_HINT} with a picture",
+                           reason="no_video_stream")
+    max_pixels = int(setting(settings, "MAX_VIDEO_PIXELS"))
+    for stream in info.video_streams:
+        if stream.coded_width <= 0 or stream.coded_height <= 0:
+            raise InvalidMedia(f"a video stream has no frame size; the file is damaged: {EXPORT_HINT}",
+                               reason="corrupt")
+        if stream.pixels > max_pixels:
+            raise InvalidMedia(
+                f"the video frame is {stream.coded_width}x{stream.coded_height} pixels; at most "
+                f"{max_pixels:,} pixels per frame are accepted: export it at 4K (3840x2160) or lower",
+                reason="too_many_pixels")
+    return main
+
+
+def _check_duration(duration: float | None, settings: Mapping[str, Any]) -> float:
+    max_seconds = float(setting(settings, "MAX_VIDEO_SECONDS"))
+    if duration is None or not math.isfinite(duration) or duration <= 0:
+        raise InvalidMedia(f"the video's duration cannot be determined; {EXPORT_HINT}",
+                           reason="unknown_duration")
+    if duration > max_seconds:
+        raise InvalidMedia(
+            f"the video lasts {duration:,.0f} s; at most {max_seconds:,.0f} s are accepted: trim it and "
+            "upload it again", reason="too_long")
+    return duration
+
+
+def inspect_video(path: str | os.PathLike[str], sniffed: SniffedType,
+                  settings: Mapping[str, Any]) -> MediaFacts:
+    """Validate a video upload (limits, then a full packet read) and describe it."""
+    try:
+        info = probe_video(path, demuxer=sniffed.demuxer, settings=settings)
+    except FFmpegError as exc:
+        raise _from_ffmpeg_error(exc, settings) from exc
+    main = _validate_limits(info, settings)
+    header_duration = info.duration if info.duration and info.duration > 0 else info.media_duration
+    if header_duration is not None:
+        _check_duration(header_duration, settings)  # refuse a 10-hour file before reading it
+    packets = check_packets(path, sniffed.demuxer, settings, expected_duration=info.media_duration)
+    if packets.end_time is not None and packets.end_time > float(setting(settings, "MAX_VIDEO_SECONDS")):
+        _check_duration(packets.end_time, settings)  # timestamps run past the header's duration
+    duration = _check_duration(header_duration or packets.end_time, settings)
+    details: dict[str, Any] = {
+        "container": info.format_name,
+        "demuxer": sniffed.demuxer,
+        "codec": main.codec,
+        "profile": main.profile,
+        "pix_fmt": main.pix_fmt,
+        "coded_width": main.coded_width,
+        "coded_height": main.coded_height,
+        "rotation": main.rotation,
+        "mirrored": main.mirrored,
+        "fps": main.avg_frame_rate or main.r_frame_rate,
+        "r_frame_rate": main.r_frame_rate,
+        "avg_frame_rate": main.avg_frame_rate,
+        "is_vfr": main.is_vfr,
+        "is_hdr": main.is_hdr,
+        "dolby_vision": main.dolby_vision,
+        "color_transfer": main.color_transfer,
+        "color_primaries": main.color_primaries,
+        "has_alpha": main.has_alpha,
+        "main_video_index": main.index,
+        "video_stream_count": len(info.video_streams),
+        "stream_count": info.stream_count,
+        "has_audio": info.has_audio,
+        "audio": [{"index": a.index, "codec": a.codec, "channels": a.channels, "sample_rate": a.sample_rate}
+                  for a in info.audio_streams],
+        "has_location_metadata": info.has_location_metadata,
+        "bit_rate": info.bit_rate,
+        "start_time": info.start_time,
+        "packets_end_time": packets.end_time,
+    }
+    return MediaFacts(kind="video", format=sniffed.format, mime=sniffed.mime, width=main.display_width,
+                      height=main.display_height, duration=duration, frames=main.frame_count,
+                      details=details)

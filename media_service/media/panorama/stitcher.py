@@ -1,0 +1,507 @@
+"""The panorama stitcher: OpenCV's stitching pipeline as named stages with a fallback chain.
+
+``stitch()`` reads like the list of steps. Registration (features, matching, cameras) runs on ~0.6 MP
+copies; seams and exposure on ~0.1 MP warps; only compositing touches full-resolution pixels, one photo
+and one band of rows at a time. When a stage fails the next option is tried: SIFT then ORB features,
+the rotation model then the affine model (flat subjects), spherical then cylindrical projection. What
+happened to every photo ends up in the diagnostics, and a set that cannot be stitched raises one
+:class:`StitchingError` whose message says what to reshoot.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from media_service.errors import MediaServiceError
+from media_service.media.panorama import cameras as camera_stage
+from media_service.media.panorama import matching
+from media_service.media.panorama.blending import Compositor
+from media_service.media.panorama.cropping import covered_rectangle, trim_uncovered
+from media_service.media.panorama.diagnostics import StitchDiagnostics
+from media_service.media.panorama.errors import StitchingError
+from media_service.media.panorama.exposure import apply_gains, estimate_gains
+from media_service.media.panorama.features import DETECTORS, Features, detect_features, sharpness
+from media_service.media.panorama.images import WorkingImage, gray, load_full_image, load_working_image
+from media_service.media.panorama.seams import SEAM_FINDERS, find_seams, soft_weights
+from media_service.media.panorama.warping import Camera, Projection, Rect, warp
+
+Progress = Callable[[float], None]
+
+PROJECTION_OPTIONS = ("auto", "spherical", "cylindrical", "flat")
+DETECTOR_OPTIONS = ("auto", *DETECTORS)
+#: Fewer keypoints than this and a photo is called featureless when it cannot be matched.
+FEATURELESS_BELOW = 60
+#: A photo this much less sharp than the set's median is called blurry.
+BLURRY_RATIO = 0.3
+#: A layout whose canvas is this many times larger than the photos together is a failed estimate.
+MAX_CANVAS_RATIO = 6.0
+#: Feathering across seams, as a fraction of a photo's width.
+FEATHER_FRACTION = 0.006
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One input photo: a local file and the name shown in diagnostics."""
+
+    path: Path
+    name: str
+
+
+@dataclass(frozen=True)
+class StitchOptions:
+    """How to stitch; the defaults suit phone photos of a scene taken by turning on the spot."""
+
+    projection: str = "auto"  # auto | spherical | cylindrical | flat
+    detector: str = "auto"  # auto | sift | orb
+    crop: bool = True  # crop to the largest fully covered rectangle
+    work_megapixels: float = 0.6
+    seam_megapixels: float = 0.1
+    max_output_megapixels: float = 60.0
+    confidence_threshold: float = 1.0
+    max_features: int = 1500
+    seam_finder: str = "graphcut"
+
+    def __post_init__(self) -> None:
+        if self.projection not in PROJECTION_OPTIONS:
+            raise ValueError(f"projection must be one of {', '.join(PROJECTION_OPTIONS)}")
+        if self.detector not in DETECTOR_OPTIONS:
+            raise ValueError(f"detector must be one of {', '.join(DETECTOR_OPTIONS)}")
+        if self.seam_finder not in SEAM_FINDERS:
+            raise ValueError(f"seam_finder must be one of {', '.join(SEAM_FINDERS)}")
+
+
+@dataclass
+class Panorama:
+    """A stitched panorama (RGB uint8) with its geometry and what happened to each photo."""
+
+    image: np.ndarray
+    projection: str  # spherical | cylindrical | plane
+    pixels_per_radian: float | None
+    canvas_size: tuple[int, int]  # (width, height) of the uncropped canvas
+    crop: Rect  # the output within the uncropped canvas
+    canvas_origin: tuple[int, int]  # output coordinates of the canvas's top-left pixel
+    diagnostics: StitchDiagnostics
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.shape[1], self.image.shape[0]
+
+    def field_of_view(self) -> dict[str, Any]:
+        """Horizontal/vertical coverage in degrees and where the image's centre looks (yaw, pitch)."""
+        if self.projection == "plane" or not self.pixels_per_radian:
+            return {"horizontal": None, "vertical": None, "yaw": None, "pitch": None, "full_360": False}
+        scale = self.pixels_per_radian
+        left = (self.canvas_origin[0] + self.crop.x) / scale
+        right = left + self.crop.width / scale
+        top_v = (self.canvas_origin[1] + self.crop.y) / scale
+        bottom_v = top_v + self.crop.height / scale
+        if self.projection == "cylindrical":
+            top_v, bottom_v = math.atan(top_v), math.atan(bottom_v)
+        horizontal = math.degrees(right - left)
+        return {"horizontal": round(horizontal, 2), "vertical": round(math.degrees(bottom_v - top_v), 2),
+                "yaw": round(math.degrees((left + right) / 2), 2),
+                "pitch": round(-math.degrees((top_v + bottom_v) / 2), 2),
+                "full_360": horizontal >= 359.0}
+
+
+@dataclass
+class _Registration:
+    """The outcome of one attempt of the fallback chain."""
+
+    detector: str
+    features: list[Features]
+    pairs: dict[tuple[int, int], matching.PairMatch]
+    cameras: camera_stage.Cameras
+    projection: Projection
+    rois: list[Rect]  # working-resolution output rectangles of cameras.indices
+    dropped: dict[int, tuple[str, dict[str, Any]]]
+
+
+def stitch(photos: Sequence[Photo], settings: Mapping[str, Any], options: StitchOptions | None = None,
+           progress: Progress | None = None) -> Panorama:
+    """Stitch ``photos`` (at least two, in any order) into a panorama.
+
+    1. load upright ~0.6 MP copies (unreadable photos are dropped, with the reason);
+    2. register: features, pairwise matching, duplicates, camera estimation, bundle adjustment, wave
+       correction, projection; falling back SIFT -> ORB, rotation -> affine, spherical -> cylindrical,
+       and dropping photos that do not fit (no overlap, another spot or zoom);
+    3. exposure gains and seams on ~0.1 MP warps, and the crop to the fully covered rectangle;
+    4. composite at full resolution (or the megapixel cap), one photo and one band at a time.
+    """
+    options = options or StitchOptions()
+    report = progress or (lambda fraction: None)
+    timings: dict[str, float] = {}
+    diagnostics = StitchDiagnostics.for_names([p.name for p in photos])
+    if len(photos) < 2:
+        raise StitchingError("a panorama needs at least 2 overlapping photos; add the photos to the left "
+                             "and right of this one", code="too_few_photos", diagnostics=diagnostics.to_dict())
+
+    with _timed(timings, "load"):
+        working = _load_working_images(photos, settings, options, diagnostics)
+    report(0.1)
+    with _timed(timings, "registration"):
+        registration = _register(working, options, diagnostics)
+    _apply_drops(registration, diagnostics)
+    report(0.35)
+    scale = _compose_scale(registration, working, options)
+    with _FullResolutionLoader(photos, working, registration.cameras.indices, settings, scale) as full_images:
+        with _timed(timings, "seams_and_exposure"):  # the first full-resolution photo decodes meanwhile
+            plan = _plan_blending(registration, working, options)
+        report(0.45)
+        with _timed(timings, "compose"):
+            panorama = _compose(registration, plan, full_images, working, scale, options, report)
+    panorama.diagnostics = diagnostics
+    panorama.timings = timings
+    report(1.0)
+    return panorama
+
+
+# -- loading ------------------------------------------------------------------------------------------
+
+
+def _load_working_images(photos: Sequence[Photo], settings: Mapping[str, Any], options: StitchOptions,
+                         diagnostics: StitchDiagnostics) -> list[WorkingImage | None]:
+    def load(photo: Photo) -> WorkingImage | None:
+        try:
+            return load_working_image(photo.path, settings, options.work_megapixels * 1e6)
+        except (MediaServiceError, OSError, ValueError, SyntaxError, MemoryError):
+            return None
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        working = list(pool.map(load, photos))
+    for index, image in enumerate(working):
+        if image is None:
+            diagnostics.drop(index, "unreadable")
+    _require_two(diagnostics, [i for i, w in enumerate(working) if w is not None])
+    return working
+
+
+# -- registration: features, matching, cameras, projection (with the fallback chain) -----------------
+
+
+def _register(working: list[WorkingImage | None], options: StitchOptions,
+              diagnostics: StitchDiagnostics) -> _Registration:
+    readable = [i for i, w in enumerate(working) if w is not None]
+    grays = {i: gray(working[i].rgb) for i in readable}  # type: ignore[union-attr]
+    for i in readable:
+        diagnostics.photos[i].sharpness = sharpness(grays[i])
+    detectors = DETECTORS if options.detector == "auto" else (options.detector,)
+    models = {"auto": ("rotation", "affine"), "flat": ("affine",)}.get(options.projection, ("rotation",))
+
+    best: _Registration | None = None
+    failure: dict[int, tuple[str, dict[str, Any]]] = {}
+    for detector in detectors:
+        features = _detect_all(grays, readable, detector, options.max_features)
+        pairs = matching.match_all_pairs(features, readable, "homography")
+        duplicates = _find_duplicates(features, pairs)
+        candidates = [i for i in readable if i not in duplicates]
+        for model in models:
+            model_pairs = pairs if model == "rotation" else matching.reverify(pairs, features, "affine")
+            attempt, dropped = _estimate(detector, features, model_pairs, candidates, model, options)
+            dropped.update(duplicates)
+            if attempt is None:
+                failure = failure or dropped
+                continue
+            if best is None or len(attempt.cameras.indices) > len(best.cameras.indices):
+                best = attempt
+            break  # the first model that works is the right one for this detector
+        if best is not None and not _matching_could_do_better(best):
+            break
+    if best is None:
+        for index, (reason, values) in sorted(failure.items()):
+            diagnostics.drop(index, reason, **values)
+        if any(reason == "moved" for reason, _ in failure.values()):
+            raise StitchingError(
+                "the photos do not fit together as one view: they were taken from different spots or with "
+                "different zoom. Stand in one place, keep the zoom, and only turn the phone between shots",
+                code="inconsistent_photos", diagnostics=diagnostics.to_dict())
+        raise StitchingError(
+            "the photos could not be aligned: no two of them share enough detail. Take the photos from one "
+            "spot, turning the phone between shots so that each photo overlaps the next by about a third",
+            code="no_overlap", diagnostics=diagnostics.to_dict())
+    for index, features in enumerate(best.features):
+        diagnostics.photos[index].features = len(features) if index in readable else None
+    diagnostics.detector = best.detector
+    diagnostics.projection = best.projection.kind
+    return best
+
+
+def _detect_all(grays: dict[int, np.ndarray], indices: list[int], detector: str, max_features: int
+                ) -> list[Features]:
+    empty = Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), (1, 1), detector,
+                     np.zeros(0, np.float32))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        found = dict(zip(indices, pool.map(lambda i: detect_features(grays[i], detector, max_features), indices),
+                         strict=True))
+    return [found.get(i, empty) for i in range(max(indices) + 1)]
+
+
+def _find_duplicates(features: list[Features], pairs: dict[tuple[int, int], matching.PairMatch]
+                     ) -> dict[int, tuple[str, dict[str, Any]]]:
+    duplicates: dict[int, tuple[str, dict[str, Any]]] = {}
+    for (i, j), pair in sorted(pairs.items()):
+        if i not in duplicates and j not in duplicates and matching.is_duplicate(pair, features):
+            duplicates[j] = ("duplicate", {"other": i + 1})
+    return duplicates
+
+
+def _estimate(detector: str, features: list[Features], pairs: dict[tuple[int, int], matching.PairMatch],
+              candidates: list[int], model: str, options: StitchOptions
+              ) -> tuple[_Registration | None, dict[int, tuple[str, dict[str, Any]]]]:
+    """Cameras for the biggest consistent group, and why the other photos were left out.
+
+    Photos that break the camera model are dropped one at a time (the worst first) and the cameras
+    estimated again without them.
+    """
+    threshold = options.confidence_threshold
+    dropped: dict[int, tuple[str, dict[str, Any]]] = {}
+    group = camera_stage.largest_component(candidates, pairs, threshold)
+    registration: _Registration | None = None
+    while len(group) >= 2:
+        if model == "rotation":
+            cameras = camera_stage.estimate_rotation(features, pairs, group, threshold)
+        else:
+            cameras = camera_stage.estimate_affine(features, pairs, group, threshold)
+        if cameras is None:
+            break
+        misfit = camera_stage.find_misfit(cameras, features, pairs, threshold)
+        if misfit is None:
+            layout = _choose_projection(cameras, features, options)
+            if layout is not None:
+                registration = _Registration(detector, features, pairs, cameras, *layout, dropped)
+            break
+        dropped[misfit] = ("moved", {})
+        group = camera_stage.largest_component([i for i in group if i != misfit], pairs, threshold)
+    used = registration.cameras.indices if registration else []
+    for index in candidates:
+        if index not in used and index not in dropped:
+            dropped[index] = (_unmatched_reason(features[index]), {})
+    return registration, dropped
+
+
+def _unmatched_reason(features: Features) -> str:
+    return "featureless" if len(features) < FEATURELESS_BELOW else "no_overlap"
+
+
+def _matching_could_do_better(registration: _Registration) -> bool:
+    """Whether another detector might align photos this attempt could not match."""
+    return any(reason in {"no_overlap", "featureless"} for reason, _ in registration.dropped.values())
+
+
+def _choose_projection(cameras: camera_stage.Cameras, features: list[Features], options: StitchOptions
+                       ) -> tuple[Projection, list[Rect]] | None:
+    """The first projection whose layout is sane: spherical, then cylindrical (plane for affine cameras)."""
+    if cameras.model == "affine":
+        kinds: tuple[str, ...] = ("plane",)
+    elif options.projection in {"spherical", "cylindrical"}:
+        kinds = (options.projection,)
+    else:
+        kinds = ("spherical", "cylindrical")
+    scale = cameras.median_focal if cameras.model == "rotation" else 1.0
+    photo_area = sum(features[i].image_size[0] * features[i].image_size[1] for i in cameras.indices)
+    for kind in kinds:
+        projection = Projection(kind, scale)
+        rois = [projection.roi(_working_camera(cameras, k, features)) for k in range(len(cameras.indices))]
+        canvas = Rect.union(rois)
+        sane = canvas.area <= MAX_CANVAS_RATIO * photo_area and all(r.width > 1 and r.height > 1 for r in rois)
+        if kind != "plane":
+            sane = sane and canvas.height <= math.pi * scale * 1.01 and canvas.width <= 2.2 * math.pi * scale
+        if sane:
+            return projection, rois
+    return None
+
+
+def _working_camera(cameras: camera_stage.Cameras, position: int, features: list[Features]) -> Camera:
+    return Camera(cameras.K[position], cameras.R[position], features[cameras.indices[position]].image_size)
+
+
+def _apply_drops(registration: _Registration, diagnostics: StitchDiagnostics) -> None:
+    for index, (reason, values) in sorted(registration.dropped.items()):
+        if reason in {"no_overlap", "featureless"} and _is_blurry(diagnostics, index):
+            reason = "blurry_no_overlap"
+        diagnostics.drop(index, reason, **values)
+    for index in registration.cameras.indices:
+        if _is_blurry(diagnostics, index):
+            diagnostics.warn(index, "blurry")
+    _require_two(diagnostics, registration.cameras.indices)
+
+
+def _is_blurry(diagnostics: StitchDiagnostics, index: int) -> bool:
+    scores = [p.sharpness for p in diagnostics.photos if p.sharpness is not None]
+    value = diagnostics.photos[index].sharpness
+    return value is not None and len(scores) > 1 and value < BLURRY_RATIO * float(np.median(scores))
+
+
+def _require_two(diagnostics: StitchDiagnostics, usable: list[int]) -> None:
+    if len(usable) >= 2:
+        return
+    details = " ".join(p.message for p in diagnostics.photos if p.message)
+    raise StitchingError(
+        f"fewer than 2 photos could be used, so there is no panorama. {details} Take the photos from one "
+        "spot, turning the phone between shots so that each photo overlaps the next by about a third.",
+        code="too_few_usable_photos", diagnostics=diagnostics.to_dict())
+
+
+# -- seams and exposure at low resolution ---------------------------------------------------------------
+
+
+@dataclass
+class _BlendPlan:
+    seam_projection: Projection
+    seam_rects: list[Rect]
+    weights: list[np.ndarray]
+    gains: list[np.ndarray]
+    crop_at_seam_scale: Rect | None
+    seam_scale: float  # seam pixels per working pixel
+
+
+def _plan_blending(registration: _Registration, working: list[WorkingImage | None],
+                   options: StitchOptions) -> _BlendPlan:
+    cameras = registration.cameras
+    seam_scale = min(1.0, math.sqrt(options.seam_megapixels / options.work_megapixels))
+    projection = registration.projection.rescaled(seam_scale)
+    rects, images, masks = [], [], []
+    for position, index in enumerate(cameras.indices):
+        rgb = working[index].rgb  # type: ignore[union-attr]
+        size = (max(1, round(rgb.shape[1] * seam_scale)), max(1, round(rgb.shape[0] * seam_scale)))
+        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        camera = _working_camera(cameras, position, registration.features).scaled(seam_scale, size)
+        rect, warped, mask = warp(small, projection, camera)
+        rects.append(rect)
+        images.append(warped)
+        masks.append(mask)
+    gains = estimate_gains(rects, images, masks)
+    balanced = [apply_gains(image, gain) for image, gain in zip(images, gains, strict=True)]
+    seams = find_seams(rects, balanced, masks, options.seam_finder)
+    median_width = float(np.median([image.shape[1] for image in images]))
+    weights = soft_weights(seams, max(0.7, FEATHER_FRACTION * median_width))
+    crop = _coverage_crop(rects, masks) if options.crop else None
+    return _BlendPlan(projection, rects, weights, gains, crop, seam_scale)
+
+
+def _coverage_crop(rects: list[Rect], masks: list[np.ndarray]) -> Rect | None:
+    canvas = Rect.union(rects)
+    union = np.zeros((canvas.height, canvas.width), np.uint8)
+    for rect, mask in zip(rects, masks, strict=True):
+        region = union[rect.y - canvas.y:rect.bottom - canvas.y, rect.x - canvas.x:rect.right - canvas.x]
+        np.maximum(region, mask, out=region)
+    union = cv2.erode(union, np.ones((3, 3), np.uint8))  # the coarse border is uncertain by a pixel
+    found = covered_rectangle(union)
+    return None if found is None else Rect(found.x + canvas.x, found.y + canvas.y, found.width, found.height)
+
+
+# -- compositing at full resolution -----------------------------------------------------------------------
+
+
+class _FullResolutionLoader:
+    """Decodes the used photos at compose resolution in a background thread, one photo ahead.
+
+    The first photo starts decoding as soon as registration is done, so it overlaps with seam finding;
+    at most two full-resolution photos are in memory at any time.
+    """
+
+    def __init__(self, photos: Sequence[Photo], working: list[WorkingImage | None], used: list[int],
+                 settings: Mapping[str, Any], compose_scale: float) -> None:
+        self.photos, self.working, self.used, self.settings = photos, working, used, settings
+        self.max_area = None if compose_scale >= 0.999 else compose_scale ** 2
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.upcoming = self.pool.submit(self._load, 0)
+
+    def _load(self, position: int) -> np.ndarray:
+        index = self.used[position]
+        full_size = self.working[index].full_size  # type: ignore[union-attr]
+        limit = None if self.max_area is None else self.max_area * full_size[0] * full_size[1]
+        return load_full_image(self.photos[index].path, self.settings, limit)
+
+    def take(self, position: int) -> np.ndarray:
+        """The photo at ``position`` of ``used``; starts decoding the next one."""
+        image = self.upcoming.result()
+        if position + 1 < len(self.used):
+            self.upcoming = self.pool.submit(self._load, position + 1)
+        return image
+
+    def __enter__(self) -> _FullResolutionLoader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.upcoming.cancel()
+        self.pool.shutdown(wait=True)
+
+
+def _compose_scale(registration: _Registration, working: list[WorkingImage | None], options: StitchOptions) -> float:
+    """Full resolution, or less when the (uncropped) canvas would exceed ``max_output_megapixels``."""
+    work_scales = [working[i].scale for i in registration.cameras.indices]  # type: ignore[union-attr]
+    to_full = 1.0 / float(np.median(work_scales))
+    canvas_area = Rect.union(registration.rois).area * to_full ** 2
+    return min(1.0, math.sqrt(options.max_output_megapixels * 1e6 / max(1.0, canvas_area)))
+
+
+def _compose(registration: _Registration, plan: _BlendPlan, full_images: _FullResolutionLoader,
+             working: list[WorkingImage | None], compose_scale: float, options: StitchOptions,
+             report: Progress) -> Panorama:
+    cameras = registration.cameras
+    used = cameras.indices
+    work_scales = [working[i].scale for i in used]  # type: ignore[union-attr]
+    projection = registration.projection.rescaled(compose_scale / float(np.median(work_scales)))
+    to_compose = projection.scale / registration.projection.scale
+    canvas = Rect.union(registration.rois).scaled(to_compose)
+    if plan.crop_at_seam_scale is not None:
+        low_to_compose = projection.scale / plan.seam_projection.scale
+        margin = math.ceil(low_to_compose) + 1
+        crop = plan.crop_at_seam_scale.scaled(low_to_compose)
+        target = Rect(crop.x + margin, crop.y + margin, crop.width - 2 * margin, crop.height - 2 * margin)
+        if projection.kind != "plane":
+            target = Rect(target.x, target.y, min(target.width, math.floor(2 * math.pi * projection.scale)),
+                          target.height)
+    else:
+        target = canvas
+    if target.width < 8 or target.height < 8:
+        raise StitchingError("the photos overlap in too thin a strip to make a panorama; retake them with the "
+                             "phone held level, turning it sideways between shots", code="no_usable_area")
+
+    compositor = Compositor(target, projection)
+    low_to_compose = projection.scale / plan.seam_projection.scale
+    for position in range(len(used)):
+        image = apply_gains(full_images.take(position), plan.gains[position])
+        size = (image.shape[1], image.shape[0])
+        work_camera = _working_camera(cameras, position, registration.features)
+        camera = work_camera.scaled(size[0] / work_camera.size[0], size)
+        compositor.add(image, camera, projection.roi(camera), plan.weights[position], plan.seam_rects[position],
+                       low_to_compose)
+        del image
+        report(0.45 + 0.5 * (position + 1) / len(used))
+
+    output = compositor.canvas
+    crop = Rect(target.x - canvas.x, target.y - canvas.y, target.width, target.height)
+    if options.crop:
+        trimmed = trim_uncovered(compositor.coverage())
+        output = output[trimmed.y:trimmed.bottom, trimmed.x:trimmed.right]
+        crop = Rect(crop.x + trimmed.x, crop.y + trimmed.y, trimmed.width, trimmed.height)
+    return Panorama(
+        image=np.ascontiguousarray(output), projection=projection.kind,
+        pixels_per_radian=None if projection.kind == "plane" else projection.scale,
+        canvas_size=(canvas.width, canvas.height), crop=crop, canvas_origin=(canvas.x, canvas.y),
+        diagnostics=StitchDiagnostics([]))
+
+
+class _timed:
+    """Context manager adding the elapsed seconds of a block to ``timings[name]``."""
+
+    def __init__(self, timings: dict[str, float], name: str) -> None:
+        self.timings, self.name = timings, name
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.timings[self.name] = self.timings.get(self.name, 0.0) + time.perf_counter() - self.started
