@@ -47,6 +47,20 @@ def _optional_str(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
+def choice(*allowed: str, case: Callable[[str], str] = str.lower) -> Callable[[Any], str]:
+    """A parser for an enum-like setting: one of ``allowed``, checked when the settings load (at start-up),
+    not inside a running job."""
+
+    def parse(value: Any) -> str:
+        text = case(str(value).strip())
+        if text not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {value!r}")
+        return text
+
+    parse.choices = allowed  # type: ignore[attr-defined]
+    return parse
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -65,7 +79,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE_STRICT_WRITES", False, _bool,
             "Development check: fail any SQLite transaction that reads and then writes without taking the "
             "write lock first (such a write fails at random under concurrency)."),
-    Setting("STORAGE_BACKEND", "filesystem", str, "Storage implementation: 'filesystem'."),
+    Setting("STORAGE_BACKEND", "filesystem", choice("filesystem"), "Storage implementation: 'filesystem'."),
     Setting("STORAGE_ROOT", None, _optional_str, "Root folder of filesystem storage; default <DATA_DIR>/storage."),
     Setting("SECRET_KEY", None, _optional_str,
             "Key for signed URLs; default: generated once and kept in <DATA_DIR>/secret_key."),
@@ -74,7 +88,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GZIP_RESPONSES", True, _bool,
             "Compress text responses (widget script, JSON, playlists) with gzip when the client accepts it; "
             "turn off behind a proxy or CDN that compresses."),
-    Setting("LOG_LEVEL", "INFO", str, "Logging level of the service and workers."),
+    Setting("LOG_LEVEL", "INFO", choice("DEBUG", "INFO", "WARNING", "ERROR", case=str.upper), "Logging level of the service and workers."),
     # Uploads
     Setting("MAX_UPLOAD_BYTES", 4 * GiB, int, "Largest file accepted by the upload API, in bytes."),
     Setting("MAX_MULTIPART_BYTES", 256 * MiB, int,
@@ -116,9 +130,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Integrated loudness videos are normalised to (EBU R128 method; -23 is broadcast, -16 suits phones)."),
     Setting("VIDEO_LOUDNESS_TRUE_PEAK_DB", -1.5, float, "Highest true peak after loudness normalisation, dBTP."),
     Setting("VIDEO_LOUDNESS_RANGE_LU", 11.0, float, "Target loudness range of the normalisation, LU."),
-    Setting("VIDEO_TONEMAP", "auto", str,
+    Setting("VIDEO_TONEMAP", "auto", choice("auto", "zscale", "colorspace"),
             "HDR to SDR: 'zscale' (zimg tone mapping), 'colorspace' (matrix only) or 'auto' (zscale if built in)."),
-    Setting("VIDEO_STABILIZER", "auto", str,
+    Setting("VIDEO_STABILIZER", "auto", choice("auto", "vidstab", "opencv"),
             "Stabilisation engine: 'vidstab' (ffmpeg's libvidstab), 'opencv' or 'auto' (vidstab if built in)."),
     Setting("VIDEO_ENCODER_THREADS", 0, int, "Threads per x264 encoder in the ladder (0: ffmpeg decides)."),
     Setting("VIDEO_MAX_OUTPUT_BYTES", 8 * GiB, int, "Largest total size of one video's outputs; bigger fails the job."),
@@ -151,9 +165,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SPIN_SPRITE_FRAME_WIDTH", 160, int, "Width of one frame in a spin's sprite sheet."),
     Setting("SPIN_QUALITY", 85, int, "WebP/JPEG quality of spin frames and sprite sheets."),
     # Products and detection
-    Setting("PRODUCT_DETECTOR", "catalog", str,
+    Setting("PRODUCT_DETECTOR", "catalog", choice("catalog", "torchvision", "none"),
             "Detector of video indexing: 'catalog' (local features, no weights), 'torchvision' or 'none'."),
-    Setting("PRODUCT_FEATURES", "sift", str, "Local features of the catalog detector: 'sift' or 'orb' (faster)."),
+    Setting("PRODUCT_FEATURES", "sift", choice("sift", "orb"), "Local features of the catalog detector: 'sift' or 'orb' (faster)."),
     Setting("PRODUCT_PHOTO_SIDE", 512, int, "Product photos are indexed at this longer side, in pixels."),
     Setting("PRODUCT_MAX_IMAGES", 10, int, "Most photos per product."),
     Setting("PRODUCT_DETECT_SIDE", 480, int,
@@ -252,9 +266,6 @@ def _derive(settings: dict[str, Any]) -> dict[str, Any]:
         settings["DATABASE_URL"] = f"sqlite:///{data_dir / 'media-service.db'}"
     if not settings["STORAGE_ROOT"]:
         settings["STORAGE_ROOT"] = str(data_dir / "storage")
-    if settings["STORAGE_BACKEND"] not in {"filesystem"}:
-        raise ConfigError(f"setting STORAGE_BACKEND: unknown backend {settings['STORAGE_BACKEND']!r}; "
-                          "use 'filesystem'")
     if not settings["SECRET_KEY"]:
         settings["SECRET_KEY"] = _persistent_secret(data_dir)
     return settings
