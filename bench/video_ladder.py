@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.video_sources import source_4k_hevc, source_1080p
 from media_service.config import load_settings
 from media_service.media.video import ladder
+from media_service.media.video import tonemap as tonemap_mod
 from media_service.media.video.ffmpeg import run_ffmpeg, safe_input_args
 from media_service.media.video.presets import PROFILES, output_fps, plan_ladder
 from media_service.media.video.probe import probe_video
@@ -101,7 +102,8 @@ def describe(path: Path) -> tuple[ladder.LadderInput, list[ladder.PlannedRenditi
     main = info.video
     assert main is not None
     fps = output_fps(PROFILE, main.avg_frame_rate or main.r_frame_rate)
-    tonemap = ladder.TONEMAP_ZSCALE if main.is_hdr else None
+    tonemap = tonemap_mod.zscale_chain(main.color_transfer, main.color_primaries, main.color_space) \
+        if main.is_hdr else None
     source = ladder.LadderInput(path=path, demuxer="mov", video=main, audio_index=info.audio_streams[0].index,
                                 duration=info.duration or 0.0, fps=fps, tonemap=tonemap)
     return source, plan_ladder(PROFILE, main.display_width, main.display_height)

@@ -88,7 +88,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GZIP_RESPONSES", True, _bool,
             "Compress text responses (widget script, JSON, playlists) with gzip when the client accepts it; "
             "turn off behind a proxy or CDN that compresses."),
-    Setting("LOG_LEVEL", "INFO", choice("DEBUG", "INFO", "WARNING", "ERROR", case=str.upper), "Logging level of the service and workers."),
+    Setting("LOG_LEVEL", "INFO", choice("DEBUG", "INFO", "WARNING", "ERROR", case=str.upper),
+            "Logging level of the service and workers."),
     # Uploads
     Setting("MAX_UPLOAD_BYTES", 4 * GiB, int, "Largest file accepted by the upload API, in bytes."),
     Setting("MAX_MULTIPART_BYTES", 256 * MiB, int,
@@ -167,7 +168,8 @@ SETTINGS: tuple[Setting, ...] = (
     # Products and detection
     Setting("PRODUCT_DETECTOR", "catalog", choice("catalog", "torchvision", "none"),
             "Detector of video indexing: 'catalog' (local features, no weights), 'torchvision' or 'none'."),
-    Setting("PRODUCT_FEATURES", "sift", choice("sift", "orb"), "Local features of the catalog detector: 'sift' or 'orb' (faster)."),
+    Setting("PRODUCT_FEATURES", "sift", choice("sift", "orb"),
+            "Local features of the catalog detector: 'sift' or 'orb' (faster)."),
     Setting("PRODUCT_PHOTO_SIDE", 512, int, "Product photos are indexed at this longer side, in pixels."),
     Setting("PRODUCT_MAX_IMAGES", 10, int, "Most photos per product."),
     Setting("PRODUCT_DETECT_SIDE", 480, int,

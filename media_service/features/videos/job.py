@@ -17,7 +17,6 @@ overwrites the same objects. The steps read like the issue's list:
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -27,7 +26,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from media_service.errors import InvalidMedia, ProcessingError
+from media_service.errors import InvalidMedia
 from media_service.features.videos.service import DUPLICATE_DEFAULTS, JOB_KIND, apply_policy, find_near_duplicate
 from media_service.jobs.base import JobContext, JobKind
 from media_service.jobs.resources import ResourceState
@@ -43,6 +42,7 @@ from media_service.media.video.presets import (
     plan_ladder,
 )
 from media_service.media.video.probe import VideoInfo, probe_video
+from media_service.media.video.tonemap import tonemap_chain
 from media_service.models import Job, Video, utcnow
 from media_service.storage import Storage
 
@@ -68,29 +68,6 @@ class Progress:
     def stage(self, name: str) -> Callable[[float], None]:
         start, span = self.starts[name], self.spans[name]
         return lambda fraction: self.report(start + span * min(max(fraction, 0.0), 1.0))
-
-
-@functools.lru_cache(maxsize=32)
-def has_filter(binary: str, name: str, graph: str) -> bool:
-    """Whether this ffmpeg can run ``graph`` (a tiny test of filter ``name`` on a generated frame)."""
-    try:
-        run_ffmpeg(["-f", "lavfi", "-i", "color=c=gray:s=32x32:d=0.04", "-vf", graph, "-f", "null", "-"],
-                   binary=binary, timeout=30)
-    except FFmpegError:
-        log.info("ffmpeg filter %s is not available", name)
-        return False
-    return True
-
-
-def tonemap_chain(settings: Mapping[str, Any]) -> tuple[str, str]:
-    """(method, filter chain) for HDR sources, following ``VIDEO_TONEMAP``."""
-    choice = settings["VIDEO_TONEMAP"]
-    if choice not in {"auto", "zscale", "colorspace"}:
-        raise ProcessingError("setting VIDEO_TONEMAP must be auto, zscale or colorspace", code="bad_setting")
-    if choice in {"auto", "zscale"} and has_filter(settings["FFMPEG_BINARY"], "zscale", "format=yuv420p10le,"
-                                                   + ladder_mod.TONEMAP_ZSCALE + ",format=yuv420p"):
-        return "zscale", ladder_mod.TONEMAP_ZSCALE
-    return "colorspace", ladder_mod.TONEMAP_COLORSPACE
 
 
 DEMUXERS = {"mp4": "mov", "mov": "mov", "3gp": "mov", "webm": "matroska", "matroska": "matroska"}
@@ -170,7 +147,9 @@ def process_video(storage: Storage, settings: Mapping[str, Any], *, source_key: 
 
         # 3. optional analysis before the encode
         started = time.monotonic()
-        tonemap_method, tonemap = tonemap_chain(settings) if main.is_hdr else (None, None)
+        tonemap_method, tonemap = tonemap_chain(
+            settings["VIDEO_TONEMAP"], settings["FFMPEG_BINARY"], transfer=main.color_transfer,
+            primaries=main.color_primaries, matrix=main.color_space) if main.is_hdr else (None, None)
         ladder_input = ladder_mod.LadderInput(path=source, demuxer=demuxer, video=main,
                                               audio_index=audio.index if audio else None, duration=duration,
                                               fps=fps, tonemap=tonemap)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import queue
 import re
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from media_service.errors import ProcessingError
+
+log = logging.getLogger(__name__)
 
 #: Demuxers ffmpeg may use on uploaded files (``-format_whitelist``). ``mov`` covers MP4/MOV/3GP,
 #: ``matroska`` covers Matroska and WebM. Everything else (HLS, DASH, concat, image2, AVI ...) is refused.
@@ -439,6 +442,28 @@ def ffmpeg_version(binary: str = "ffmpeg") -> str | None:
         return None
     match = re.search(r"version\s+(\S+)", out.splitlines()[0] if out.splitlines() else "")
     return match.group(1) if match else None
+
+
+#: The frame :func:`has_filter` feeds a graph: tiny, grey, 8-bit, untagged (a graph that needs colour
+#: tags or another pixel format sets them itself, e.g. ``format=...,setparams=...``).
+PROBE_FRAME_SOURCE = "color=c=gray:s=32x32:d=0.04"
+
+
+@functools.lru_cache(maxsize=32)
+def has_filter(binary: str, name: str, graph: str, *, timeout: float = 30.0) -> bool:
+    """Whether this ffmpeg can run ``graph`` (a test of filter ``name``) on one generated frame.
+
+    A filter may be built in and still fail on real input (zscale without a path between two
+    colourspaces, for one), so the graph is run rather than looked up in ``-filters``. The answer is
+    cached per binary and graph: build the graph the way the real one will see its frames.
+    """
+    try:
+        run_ffmpeg(["-f", "lavfi", "-i", PROBE_FRAME_SOURCE, "-vf", graph, "-f", "null", "-"],
+                   binary=binary, timeout=timeout)
+    except FFmpegError as exc:
+        log.info("ffmpeg filter %s is not usable: %s", name, exc)
+        return False
+    return True
 
 
 def ffmpeg_encoders(binary: str = "ffmpeg") -> set[str]:

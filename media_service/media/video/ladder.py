@@ -33,12 +33,6 @@ ANALYSIS_LONG_SIDE = 320
 #: HLS segment length in seconds (a multiple of every profile's keyframe interval).
 SEGMENT_SECONDS = 4
 
-#: Tone-mapping filter chains from HDR (PQ or HLG, BT.2020) to SDR BT.709.
-TONEMAP_ZSCALE = ("zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=hable:desat=0,"
-                  "zscale=t=bt709:m=bt709:r=tv")
-#: Without zimg: a gamut/matrix conversion only (no real tone curve), better than BT.2020 shown as 709.
-TONEMAP_COLORSPACE = "format=yuv420p10le,colorspace=all=bt709:iall=bt2020:itrc=bt2020-10:fast=1"
-
 
 def escape_filter_value(value: str) -> str:
     """Escape a filter option value (a path) for a filtergraph: both of ffmpeg's quoting levels.
@@ -59,7 +53,7 @@ class LadderInput:
     audio_index: int | None  # absolute stream index of the audio to keep; None: no audio track
     duration: float
     fps: Fraction
-    tonemap: str | None  # filter chain, or None for SDR sources
+    tonemap: str | None  # filter chain (media_service.media.video.tonemap), or None for SDR sources
 
 
 @dataclass
@@ -104,7 +98,8 @@ def analysis_size(smallest: PlannedRendition) -> tuple[int, int]:
     return width, height
 
 
-def keyframe_interval(profile: Profile, fps: int) -> int:
+def keyframe_interval(profile: Profile, fps: Fraction | float) -> int:
+    """Frames between keyframes: the profile's keyframe spacing at this (possibly fractional) rate."""
     return max(1, round(profile.keyframe_seconds * fps))
 
 

@@ -157,22 +157,64 @@ def fallback_rendition(profile: Profile, renditions: list[PlannedRendition]) -> 
     return renditions[-1]
 
 
-#: Broadcast rates kept exact (29.97 stays 30000/1001, so durations stay the same to the frame).
-NTSC_RATES = (Fraction(24000, 1001), Fraction(30000, 1001), Fraction(60000, 1001))
+#: Broadcast rates kept exact (29.97 stays 30000/1001, so durations stay the same to the frame); a rate
+#: within :data:`NTSC_TOLERANCE` of one of them is taken as that rate (phone video jitters around it).
+NTSC_RATES = (Fraction(24000, 1001), Fraction(30000, 1001), Fraction(48000, 1001), Fraction(60000, 1001),
+              Fraction(120000, 1001))
+NTSC_TOLERANCE = 0.02
+#: Largest denominator of a rate read back from a probed float (ffprobe's rates are n/d: 25/2, 30000/1001).
+MAX_RATE_DENOMINATOR = 1001
+#: Slowest output rate: slower sources get repeated frames (nothing is dropped).
+MIN_FPS = 12
+#: A high rate is divided by a whole number when that lands at least this share of the profile's cap
+#: (50 -> 25, 59.94 -> 29.97, 120 -> 30): every n-th frame is kept, so motion stays even.
+MIN_DIVIDED_SHARE = 0.75
 
 
-def output_fps(profile: Profile, source_fps: float | None) -> Fraction:
-    """The constant frame rate of the outputs: the source's rate (exact for NTSC rates, else rounded),
-    capped by the profile.
+def exact_rate(source_fps: float | Fraction) -> Fraction | None:
+    """The rational rate behind a probed frame rate (12.5 -> 25/2, 29.97002997 -> 30000/1001), or None
+    when it is no simple fraction (the average of a variable-rate clip, such as 580000/21007)."""
+    if isinstance(source_fps, Fraction):
+        return source_fps if source_fps.denominator <= MAX_RATE_DENOMINATOR else None
+    rate = Fraction(source_fps).limit_denominator(MAX_RATE_DENOMINATOR)
+    return rate if abs(float(rate) - source_fps) <= 1e-9 * source_fps else None
+
+
+def nominal_rate(source_fps: float | Fraction) -> Fraction:
+    """The rate a source is meant to have: a broadcast rate it is close to, else its exact rational
+    rate, else (variable-rate averages) the nearest whole number, rounded half up."""
+    for rate in NTSC_RATES:
+        if abs(float(source_fps) - float(rate)) < NTSC_TOLERANCE:
+            return rate
+    exact = exact_rate(source_fps)
+    if exact is not None:
+        return exact
+    return Fraction(math.floor(float(source_fps) + 0.5))
+
+
+def capped_rate(rate: Fraction, max_fps: int) -> Fraction:
+    """``rate`` when the profile allows it; else the rate divided by the smallest whole number that
+    fits under the cap (every n-th frame kept) when that gives a whole or broadcast rate not much slower
+    than the cap; else the cap itself."""
+    if rate <= max_fps:
+        return rate
+    divided = rate / math.ceil(rate / max_fps)
+    if divided >= MIN_DIVIDED_SHARE * max_fps and divided.denominator in (1, 1001):
+        return divided
+    return Fraction(max_fps)
+
+
+def output_fps(profile: Profile, source_fps: float | Fraction | None) -> Fraction:
+    """The constant frame rate of the outputs: the source's own rate, kept rational (12.5 stays 25/2,
+    29.97 stays 30000/1001, so no frame is dropped and durations match to the frame), capped by the
+    profile (see :func:`capped_rate`) and at least :data:`MIN_FPS`.
 
     Variable-rate phone video becomes constant-rate here (ffmpeg's ``fps`` filter duplicates or
     drops frames), which every player and the HLS segmenter handle well.
     """
     if not source_fps or not math.isfinite(source_fps) or source_fps <= 0:
         return Fraction(min(30, profile.max_fps))
-    if source_fps > profile.max_fps + 0.01:
-        return Fraction(profile.max_fps)
-    for rate in NTSC_RATES:
-        if abs(source_fps - float(rate)) < 0.02:
-            return rate
-    return Fraction(int(max(12, min(profile.max_fps, round(source_fps)))))
+    rate = nominal_rate(source_fps)
+    if float(source_fps) > profile.max_fps + 0.01:
+        rate = capped_rate(max(rate, Fraction(profile.max_fps)), profile.max_fps)
+    return max(Fraction(MIN_FPS), min(rate, Fraction(profile.max_fps)))

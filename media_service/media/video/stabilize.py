@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from media_service.errors import ProcessingError
-from media_service.media.video.ffmpeg import run_ffmpeg, safe_input_args
+from media_service.media.video.ffmpeg import has_filter, run_ffmpeg, safe_input_args
 from media_service.media.video.ladder import LadderInput, escape_filter_value, normalise_filters
 from media_service.media.video.presets import PlannedRendition
 
@@ -43,8 +43,6 @@ class StabilizationPlan:
 
 
 def choose_engine(settings: Mapping[str, Any]) -> str:
-    from media_service.features.videos.job import has_filter
-
     choice = settings["VIDEO_STABILIZER"]
     if choice not in {"auto", "vidstab", "opencv"}:
         raise ProcessingError("setting VIDEO_STABILIZER must be auto, vidstab or opencv", code="bad_setting")
