@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh Debian machine with Python 3.11 (as root):
 #   make run   - virtual environment, packages, ffmpeg, database, demo merchant, service on :8000
-#   make test  - the same set-up, then the whole test suite
+#   make test  - the same set-up, then lint (ruff, import-linter) and the whole test suite
 
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +13,7 @@ export MEDIA_SERVICE_DATA_DIR ?= $(DATA_DIR)
 run: setup demo-merchant
 	$(BIN)/media-service serve --host 127.0.0.1 --port 8000
 
-test: setup test-system-packages
+test: setup test-system-packages lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 setup: system-packages venv db
@@ -56,8 +56,10 @@ demo-merchant: db
 	  echo "Demo merchant exists (media-service merchants list); new key: media-service merchants create NAME"; \
 	fi
 
+# ruff, and the layering of ARCHITECTURE.md as import-linter contracts (pyproject.toml).
 lint: venv
 	$(BIN)/ruff check media_service tests bench
+	$(BIN)/lint-imports
 
 bench: setup
 	$(BIN)/python bench/upload_throughput.py --size-mib 1024

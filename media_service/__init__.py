@@ -21,6 +21,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     The imports are here, not at the top, so that ``import media_service`` (done by every engine and job
     process) does not load Flask and every feature.
     """
+    # Imported on call: every `import media_service.<anything>` runs this file, and engines and job
+    # processes must not load Flask and every feature for it.
     from flask import Flask, request
 
     from media_service import db
@@ -72,7 +74,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    from media_service.cli import register_cli
+    from media_service.cli import register_cli  # on call, as above (the CLI imports every feature)
 
     register_cli(app)
     return app

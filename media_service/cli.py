@@ -16,8 +16,11 @@ from flask import Flask
 
 from media_service import features
 from media_service.commands import app_of, database_of
+from media_service.config import describe_settings
 from media_service.db import upgrade
 from media_service.jobs.worker import run_worker
+from media_service.media.detection.model_files import check_manifest
+from media_service.media.video.ffmpeg import ffmpeg_encoders, ffmpeg_version
 
 
 @click.group(help="media-service: rich product media for online merchants.")
@@ -104,8 +107,6 @@ def db_upgrade(ctx: click.Context) -> None:
 @main.command("config")
 def config_list() -> None:
     """List every setting with its environment variable, default and meaning."""
-    from media_service.config import describe_settings
-
     for item in describe_settings():
         click.echo(f"{item['env']} (default {item['default']!r})\n    {item['description']}")
 
@@ -114,8 +115,6 @@ def config_list() -> None:
 @click.pass_context
 def doctor(ctx: click.Context) -> None:
     """Check what this machine offers: ffmpeg, encoders, torch and CUDA, models, storage, database."""
-    from media_service.media.video.ffmpeg import ffmpeg_encoders, ffmpeg_version
-
     app = app_of(ctx)
     problems = 0
 
@@ -141,7 +140,6 @@ def doctor(ctx: click.Context) -> None:
         report("torch", True, f"{torch.__version__}, {device}", required=False)
     else:
         report("torch", False, "not installed (needed only for the torchvision detector)", required=False)
-    from media_service.media.detection.model_files import check_manifest
 
     for line, ok in check_manifest():
         report("models", ok, line, required=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from media_service.media.detection.model_files import ModelFileError, check_manifest, load_weights
-from tests import hostile
+from tests.support import hostile
 
 
 def _manifest(folder: Path, sha256: str) -> None:

@@ -14,7 +14,7 @@ from media_service import create_app
 from media_service.db import upgrade
 from media_service.jobs import queue
 from tests.conftest import add_merchant, make_test_config, media, start_worker, stop_process, wait_for_job
-from tests.postgres import postgres_server
+from tests.support.postgres import postgres_server
 
 
 @pytest.fixture(scope="module")

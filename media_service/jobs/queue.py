@@ -27,6 +27,7 @@ from media_service.jobs.base import (
     current_executor,
     kind_for,
 )
+from media_service.jobs.webhooks import record_job_event
 from media_service.models import Job, WorkerHeartbeat, utcnow
 
 _NEW_JOBS = "media_service.new_jobs"
@@ -136,8 +137,6 @@ def finish(session: Session, job_id: str, owner: str, state: str, *, result: dic
     job = session.get(Job, job_id, populate_existing=True)
     orphaned: tuple[str, ...] = ()
     if job is not None:
-        from media_service.jobs.webhooks import record_job_event
-
         registered = kind_for(job.kind)
         if state == SUCCEEDED and registered is not None and registered.on_success is not None:
             orphaned = tuple(registered.on_success(session, job))
@@ -179,8 +178,6 @@ def reconcile_expired(session: Session) -> list[str]:
         if moved.rowcount == 1:
             changed.append(job.id)
             if values.get("state") in FINISHED_STATES:
-                from media_service.jobs.webhooks import record_job_event
-
                 record_job_event(session, session.get(Job, job.id, populate_existing=True))
     session.commit()
     return changed

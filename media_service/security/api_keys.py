@@ -20,7 +20,7 @@ from flask import g, request
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from media_service.db import begin_write, end_read
+from media_service.db import begin_write, end_read, get_session
 from media_service.errors import Forbidden, Unauthorized
 from media_service.models import ApiKey, Merchant, utcnow
 
@@ -106,8 +106,6 @@ def verify_api_key(session: Session, key: str) -> Principal | None:
 
 def authenticate() -> Principal:
     """The request's principal from ``Authorization: Bearer``; 401 otherwise."""
-    from media_service.db import get_session
-
     if "principal" in g:
         return g.principal
     header = request.headers.get("Authorization", "")

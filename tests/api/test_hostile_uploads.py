@@ -17,7 +17,7 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests import hostile
+from tests.support import hostile
 from tests.conftest import LiveServer, MerchantCredentials, media
 
 Case = Callable[[Path, hostile.Canary], Path]

@@ -13,7 +13,7 @@ from tusclient import client as tus
 from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 
 from tests.conftest import LiveServer, MerchantCredentials, media
-from tests.cutting_proxy import CuttingProxy
+from tests.support.cutting_proxy import CuttingProxy
 
 
 def upload_with_resume(base_url: str, who: MerchantCredentials, path: Path, *, chunk_size: int,

@@ -16,9 +16,9 @@ import pytest
 
 from media_service.errors import InvalidMedia, MediaServiceError, UnsupportedMediaType
 from media_service.media.ingest import MediaFacts, inspect_media
-from tests import hostile
+from tests.support import hostile
 from tests.conftest import SHARED_MEDIA
-from tests.hostile import Canary, canary
+from tests.support.hostile import Canary, canary
 
 IMAGE_SIZES: dict[str, tuple[int, int]] = {
     "panorama/hill": (400, 300),

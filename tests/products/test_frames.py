@@ -13,7 +13,7 @@ import pytest
 
 from media_service.media.detection.frames import VideoGeometry, batched, decode_frame_at, prefetch, stream_frames
 from media_service.media.video.ffmpeg import FFmpegError, FFmpegTimeout, open_ffmpeg_stream
-from tests import hostile
+from tests.support import hostile
 from tests.conftest import media
 
 

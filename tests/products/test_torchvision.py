@@ -25,7 +25,7 @@ from media_service.media.detection.torchvision import (  # noqa: E402
     model_from_checkpoint,
     resolve_device,
 )
-from tests import hostile  # noqa: E402
+from tests.support import hostile  # noqa: E402
 
 LABELS = [BACKGROUND, "TOTE-RED", "CAP-BLACK"]
 SMALL = {"min_size": 128, "max_size": 160}

@@ -23,7 +23,7 @@ from media_service.media.video.ffmpeg import (
     safe_input_args,
 )
 from tests.conftest import media
-from tests.hostile import canary, dash_manifest_as_mp4, ffconcat_as_mov, hls_playlist_as_mp4
+from tests.support.hostile import canary, dash_manifest_as_mp4, ffconcat_as_mov, hls_playlist_as_mp4
 
 
 def _running_with(token: str) -> list[int]:

@@ -19,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from media_service.errors import MediaServiceError
-from tests import hostile
+from tests.support import hostile
 from tests.conftest import MerchantCredentials, media, wait_for_job
 from tests.videos.conftest import ffprobe
 

@@ -8,7 +8,8 @@ import click
 
 from media_service.commands import app_of, database_of, delete_row
 from media_service.errors import MediaServiceError
-from media_service.features.assets.service import import_local_file
+from media_service.features.assets.service import delete_asset, import_local_file
+from media_service.models import Asset
 
 
 @click.group("assets")
@@ -44,9 +45,6 @@ def assets_import(ctx: click.Context, paths: tuple[Path, ...], merchant_id: str)
 @click.pass_context
 def assets_delete(ctx: click.Context, asset_id: str) -> None:
     """Delete an asset, its files and what was made of it alone (videos, video indexes, tap cut-outs)."""
-    from media_service.features.assets.service import delete_asset
-    from media_service.models import Asset
-
     delete_row(ctx, Asset, asset_id, delete_asset)
 
 

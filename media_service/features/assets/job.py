@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session
 
 from media_service.features.assets.service import asset_prefix
 from media_service.jobs.base import JobContext, JobKind
+from media_service.media.ingest.images import open_image_safely
+from media_service.media.video.ffmpeg import run_ffmpeg, safe_input_args
 from media_service.models import Asset, Job
 
 THUMBNAIL_WIDTH = 640
@@ -20,8 +22,6 @@ def thumbnail_key(merchant_id: str, asset_id: str) -> str:
 
 def image_thumbnail(source: Path, target: Path, settings: dict) -> None:
     """Re-encode an image upright and small; EXIF/GPS is not carried over."""
-    from media_service.media.ingest.images import open_image_safely
-
     with open_image_safely(source, settings) as image:
         upright = ImageOps.exif_transpose(image)
         upright.thumbnail((THUMBNAIL_WIDTH, THUMBNAIL_WIDTH * 4), Image.Resampling.LANCZOS)
@@ -36,8 +36,6 @@ def image_thumbnail(source: Path, target: Path, settings: dict) -> None:
 def video_thumbnail(source: Path, target: Path, *, demuxer: str, duration: float | None, stream_index: int,
                     settings: dict) -> None:
     """One frame a tenth into the main video stream, upright (ffmpeg applies the rotation), no metadata."""
-    from media_service.media.video.ffmpeg import run_ffmpeg, safe_input_args
-
     at = f"{max(0.0, (duration or 0.0) * 0.1):.3f}"
     args = ["-ss", at, *safe_input_args(source, demuxer), "-map", f"0:{stream_index}", "-frames:v", "1",
             "-vf", f"scale='min({THUMBNAIL_WIDTH},iw)':-2", "-map_metadata", "-1", "-q:v", "3",

@@ -29,6 +29,7 @@ from media_service.jobs.resources import Dependents, DependentsFinder, delete_wi
 from media_service.media.ingest import inspect_media
 from media_service.models import Asset, new_id
 from media_service.storage import Storage, sha256_file
+from media_service.web.files import signed_url
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +108,6 @@ def get_asset(session: Session, merchant_id: str, asset_id: str) -> Asset:
 
 
 def asset_to_dict(asset: Asset) -> dict[str, Any]:
-    from media_service.web.files import signed_url
-
     return {
         "id": asset.id, "kind": asset.kind, "format": asset.format, "mime": asset.mime,
         "size": asset.size, "sha256": asset.sha256, "filename": asset.filename,
@@ -122,8 +121,6 @@ def asset_to_dict(asset: Asset) -> dict[str, Any]:
 
 def describe_asset_for_embed(session: Session, merchant_id: str, asset_id: str) -> dict[str, Any]:
     """An image asset shows as a picture; a video asset plays its original file."""
-    from media_service.web.files import signed_url
-
     asset = get_asset(session, merchant_id, asset_id)
     if asset.kind == "image":
         return {"mode": "image", "title": asset.filename,

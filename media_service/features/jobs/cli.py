@@ -11,6 +11,9 @@ import click
 from sqlalchemy import select
 
 from media_service.commands import app_of, database_of
+from media_service.jobs.base import FINISHED_STATES
+from media_service.jobs.queue import cancel, get_job, job_to_dict, retry
+from media_service.models import Job
 
 
 @click.group("jobs")
@@ -23,8 +26,6 @@ def jobs() -> None:
 @click.option("--limit", default=50, show_default=True)
 @click.pass_context
 def jobs_list(ctx: click.Context, state: str | None, limit: int) -> None:
-    from media_service.models import Job
-
     app = app_of(ctx)
     with database_of(app).session() as session:
         query = select(Job).order_by(Job.created_at.desc()).limit(limit)
@@ -38,8 +39,6 @@ def jobs_list(ctx: click.Context, state: str | None, limit: int) -> None:
 @click.argument("job_id")
 @click.pass_context
 def jobs_show(ctx: click.Context, job_id: str) -> None:
-    from media_service.jobs.queue import get_job, job_to_dict
-
     app = app_of(ctx)
     with database_of(app).session() as session:
         click.echo(json.dumps(job_to_dict(get_job(session, job_id, None)), indent=2))
@@ -49,8 +48,6 @@ def jobs_show(ctx: click.Context, job_id: str) -> None:
 @click.argument("job_id")
 @click.pass_context
 def jobs_cancel(ctx: click.Context, job_id: str) -> None:
-    from media_service.jobs.queue import cancel
-
     app = app_of(ctx)
     with database_of(app).session() as session:
         click.echo(f"{job_id}: {cancel(session, job_id, None).state}")
@@ -60,8 +57,6 @@ def jobs_cancel(ctx: click.Context, job_id: str) -> None:
 @click.argument("job_id")
 @click.pass_context
 def jobs_retry(ctx: click.Context, job_id: str) -> None:
-    from media_service.jobs.queue import retry
-
     app = app_of(ctx)
     with database_of(app).session() as session:
         click.echo(f"{job_id}: {retry(session, job_id, None).state}")
@@ -73,9 +68,6 @@ def jobs_retry(ctx: click.Context, job_id: str) -> None:
 @click.pass_context
 def jobs_wait(ctx: click.Context, job_id: str, timeout: float) -> None:
     """Show a progress bar until the job ends; exit 1 unless it succeeded."""
-    from media_service.jobs.base import FINISHED_STATES
-    from media_service.jobs.queue import get_job
-
     app = app_of(ctx)
     deadline = time.monotonic() + timeout
     interactive = sys.stdout.isatty()

@@ -8,6 +8,8 @@ import click
 from sqlalchemy import select
 
 from media_service.commands import app_of, database_of
+from media_service.models import Merchant
+from media_service.security.api_keys import create_merchant
 
 
 @click.group("merchants")
@@ -21,8 +23,6 @@ def merchants() -> None:
 @click.pass_context
 def merchants_create(ctx: click.Context, name: str, as_json: bool) -> None:
     """Create a merchant and print its API key (shown only this once)."""
-    from media_service.security.api_keys import create_merchant
-
     app = app_of(ctx)
     with database_of(app).session() as session:
         merchant, key = create_merchant(session, name)
@@ -36,8 +36,6 @@ def merchants_create(ctx: click.Context, name: str, as_json: bool) -> None:
 @merchants.command("list")
 @click.pass_context
 def merchants_list(ctx: click.Context) -> None:
-    from media_service.models import Merchant
-
     app = app_of(ctx)
     with database_of(app).session() as session:
         for merchant in session.scalars(select(Merchant).order_by(Merchant.created_at)):

@@ -8,6 +8,9 @@ from typing import Any
 import click
 
 from media_service.commands import app_of, progress_bar
+from media_service.errors import MediaServiceError
+from media_service.media.panorama.build import build_panorama, panorama_options
+from media_service.media.panorama.stitcher import Photo
 
 
 @click.group("panoramas")
@@ -28,10 +31,6 @@ def panoramas() -> None:
 def panoramas_stitch(ctx: click.Context, files: tuple[Path, ...], out_dir: Path, projection: str, detector: str,
                      crop: bool, max_megapixels: float | None) -> None:
     """Stitch FILES (two or more overlapping photos, any order) into a panorama in --out."""
-    from media_service.errors import MediaServiceError
-    from media_service.media.panorama.build import build_panorama, panorama_options
-    from media_service.media.panorama.stitcher import Photo
-
     settings = app_of(ctx).config
     raw: dict[str, Any] = {"projection": projection, "detector": detector, "crop": crop}
     if max_megapixels is not None:

@@ -10,7 +10,10 @@ import click
 
 from media_service.commands import app_of, database_of
 from media_service.db import upgrade
+from media_service.errors import MediaServiceError, NotFound
 from media_service.features.assets.service import import_local_file
+from media_service.features.products import service as products
+from media_service.models import Merchant
 
 # --- Products and one-tap extraction (issue 5) -----------------------------------------------------
 
@@ -78,10 +81,6 @@ def products_import(ctx: click.Context, source: Path, merchant_id: str, update: 
     """Import products from SOURCE: a CSV (sku,title,price,currency,url,images with '|'-separated photo
     paths relative to the CSV) or a folder (SKU.png files and SKU/ folders of photos). Photos are
     validated like uploads and indexed for detection. Exit status 1 when any row failed."""
-    from media_service.errors import MediaServiceError, NotFound
-    from media_service.features.products import service as products
-    from media_service.models import Merchant
-
     app = app_of(ctx)
     upgrade(app.config["DATABASE_URL"])
     with database_of(app).session() as session:

@@ -35,8 +35,10 @@ from media_service.media.detection.catalog import (
     index_product_photo,
 )
 from media_service.media.detection.detections import Detections
-from media_service.models import Product, utcnow
+from media_service.media.ingest.images import open_image_as_array
+from media_service.models import Asset, Product, utcnow
 from media_service.storage import Storage
+from media_service.web.files import signed_url
 
 #: SKUs travel in URL paths (``/v1/products/<sku>``): letters, digits and ``. _ : -``, up to 100 characters.
 SKU_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
@@ -132,7 +134,6 @@ def index_photos(session: Session, storage: Storage, settings: Mapping[str, Any]
     if len(asset_ids) > limit:
         raise BadRequest(f"a product has at most {limit} photos; got {len(asset_ids)}", code="too_many_images")
     kind, side = _feature_settings(settings)
-    from media_service.media.ingest.images import open_image_as_array
 
     images: list[dict[str, Any]] = []
     for asset_id in asset_ids:
@@ -222,9 +223,6 @@ def delete_product(session: Session, product: Product) -> None:
 
 def product_card(session: Session, product: Product) -> dict[str, Any]:
     """What the widget needs to show the product and add it to the cart."""
-    from media_service.models import Asset
-    from media_service.web.files import signed_url
-
     image_url = None
     if product.images:
         asset = session.get(Asset, product.images[0]["asset_id"])

@@ -7,6 +7,9 @@ from pathlib import Path
 import click
 
 from media_service.commands import app_of, progress_bar
+from media_service.errors import MediaServiceError
+from media_service.media.panorama.build import build_spin_from_photos, build_spin_from_video, spin_options
+from media_service.media.spin import SpinPhoto
 
 
 @click.group("spins")
@@ -28,10 +31,6 @@ def spins() -> None:
 def spins_build(ctx: click.Context, files: tuple[Path, ...], video: Path | None, frames: str | None, out_dir: Path,
                 clean_background: bool, background_color: str) -> None:
     """Build a spin from FILES (turntable photos, ordered by capture time or name) or from --video."""
-    from media_service.errors import MediaServiceError
-    from media_service.media.panorama.build import build_spin_from_photos, build_spin_from_video, spin_options
-    from media_service.media.spin import SpinPhoto
-
     if bool(files) == (video is not None):
         raise click.UsageError("give either photo FILES or --video FILE")
     settings = app_of(ctx).config

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request, url_for
 
 from media_service.db import get_session
-from media_service.errors import Forbidden
+from media_service.errors import Forbidden, NotFound
 from media_service.features.embed.api import embed_cors, grant_for_request
 from media_service.features.embed.service import require_target
 from media_service.features.video_index import cart, cutouts, taps
@@ -49,8 +49,6 @@ def get_index(video_id: str) -> Any:
     asset, _ = product_index.resolve_video(session, merchant_id, video_id)
     index = product_index.latest_index(session, merchant_id, asset.id, ready=False)
     if index is None:
-        from media_service.errors import NotFound
-
         raise NotFound("this video was never indexed; POST /v1/videos/<id>/index starts it", code="not_indexed")
     return product_index.index_to_dict(session, index, video_id)
 

@@ -23,7 +23,7 @@ from media_service.features.products.service import (
     get_product,
     product_card,
 )
-from media_service.jobs.webhooks import check_webhook_url, new_secret, sign
+from media_service.jobs.webhooks import SIGNATURE_HEADER, check_webhook_url, new_secret, sign
 from media_service.models import Asset, Webhook, WebhookDelivery, utcnow
 from media_service.security.tokens import TokenCodec, TokenInvalid
 
@@ -134,8 +134,6 @@ def confirm_cart(session: Session, settings: Mapping[str, Any], merchant_id: str
 def _post_now(hook: Webhook, delivery: WebhookDelivery, settings: Mapping[str, Any]
               ) -> tuple[int | None, str | None, Any]:
     """Deliver once, the same way (body, signature) the outbox retries would."""
-    from media_service.jobs.webhooks import SIGNATURE_HEADER
-
     body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "media-service-webhooks/1",
                "Media-Service-Event": delivery.event, "Media-Service-Delivery": delivery.id,

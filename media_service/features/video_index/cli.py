@@ -14,7 +14,15 @@ from sqlalchemy import select
 
 from media_service.commands import app_of, database_of, group, worker_pool, workers_alive
 from media_service.db import upgrade
+from media_service.errors import MediaServiceError
 from media_service.features.assets.service import import_local_file
+from media_service.features.video_index import service as product_index
+from media_service.jobs.base import FINISHED_STATES
+from media_service.media.detection.catalog import estimate_alpha
+from media_service.media.detection.frames import VideoGeometry, stream_frames
+from media_service.media.detection.model_files import models_dir_for
+from media_service.media.ingest.images import open_image_as_array
+from media_service.models import Asset, Job, Merchant, Product, VideoIndex
 
 
 @click.command("index")
@@ -34,11 +42,6 @@ def videos_index(ctx: click.Context, file: Path, merchant_id: str, detector: str
                  force: bool, out_dir: Path | None, workers: int, timeout: float) -> None:
     """Import FILE as a video of the merchant (if new), find and track the catalog's products in it, and
     print the tracks. Runs as a videos.index job, so the API answers taps on it afterwards."""
-    from media_service.errors import MediaServiceError
-    from media_service.features.video_index import service as product_index
-    from media_service.jobs.base import FINISHED_STATES
-    from media_service.models import Job, Merchant, VideoIndex
-
     app = app_of(ctx)
     upgrade(app.config["DATABASE_URL"])
     with database_of(app).session() as session:
@@ -115,13 +118,11 @@ def models_train_detector(ctx: click.Context, merchant_id: str, name: str | None
     the merchant's videos (scale, perspective, light, blur), saved under models/ with its sha256."""
     import numpy as np
 
-    from media_service.errors import MediaServiceError
-    from media_service.media.detection.catalog import estimate_alpha
-    from media_service.media.detection.frames import VideoGeometry, stream_frames
-    from media_service.media.detection.model_files import models_dir_for
-    from media_service.media.detection.training import TrainingConfig, save_detector, train_detector
-    from media_service.media.ingest.images import open_image_as_array
-    from media_service.models import Asset, Product
+    from media_service.media.detection.training import (  # torch is optional (the detection extra)
+        TrainingConfig,
+        save_detector,
+        train_detector,
+    )
 
     app = app_of(ctx)
     settings = app.config

@@ -27,11 +27,13 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from media_service.features.products.service import detector_config, load_catalog
 from media_service.jobs.base import JobContext, JobKind
 from media_service.jobs.resources import ResourceState
 from media_service.media.detection.base import DetectionError, Detector, NullDetector
+from media_service.media.detection.catalog import CatalogDetector
 from media_service.media.detection.cutout import cut_out, mask_to_polygon
-from media_service.media.detection.detections import POLYGON, Detections, _as_object_array
+from media_service.media.detection.detections import POLYGON, Detections, _as_object_array, box_iou
 from media_service.media.detection.frames import VideoGeometry, batched, prefetch, stream_frames
 from media_service.media.detection.tracking import ProductTracker, Track, track_to_record
 from media_service.models import Job, ProductTrack, VideoIndex, utcnow
@@ -219,12 +221,9 @@ def build_detector(params: Mapping[str, Any], storage: Any, settings: Mapping[st
     """The detector a job asked for, from the catalog's stored features or the model files."""
     name = params.get("detector", "catalog")
     if name == "catalog":
-        from media_service.features.products.service import detector_config, load_catalog
-        from media_service.media.detection.catalog import CatalogDetector
-
         return CatalogDetector(load_catalog(storage, params.get("catalog", [])), detector_config(settings))
     if name == "torchvision":
-        from media_service.media.detection.torchvision import TorchvisionDetector
+        from media_service.media.detection.torchvision import TorchvisionDetector  # torch is optional
 
         return TorchvisionDetector.from_settings(str(params["model"]), settings)
     if name == "none":
@@ -270,8 +269,6 @@ def _record_index(session: Session, job: Job) -> list[str]:
 
 def _matching_review(track: ProductTrack, reviewed: list[ProductTrack]) -> ProductTrack | None:
     """The reviewed track of an earlier index that is the same product at the same place and time."""
-    from media_service.media.detection.detections import box_iou
-
     best, best_iou = None, 0.5
     for other in reviewed:
         if other.end_t < track.start_t or other.start_t > track.end_t:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from media_service import models
 from media_service.db import begin_write
 from media_service.errors import BadRequest, Conflict, InvalidMedia, NotFound
 from media_service.features.assets.service import get_asset
@@ -27,7 +28,9 @@ from media_service.features.video_index.job import JOB_KIND, index_prefix
 from media_service.jobs.queue import job_to_dict
 from media_service.jobs.resources import Dependents, ResourceState, create_with_job, public_state
 from media_service.media.detection.base import DETECTOR_NAMES
+from media_service.media.detection.model_files import models_dir_for, read_manifest
 from media_service.models import Asset, Job, ProductTrack, VideoIndex, utcnow
+from media_service.web.files import signed_url
 
 TRACK_STATES = ("detected", "confirmed", "rejected")
 
@@ -42,8 +45,6 @@ def resolve_video(session: Session, merchant_id: str, video_id: str) -> tuple[As
     index serves every processing of the same upload. Another merchant's ids are not found.
     """
     if video_id.startswith("vid_"):
-        from media_service import models
-
         video_model = getattr(models, "Video", None)
         video = session.scalar(select(video_model).where(video_model.id == video_id,
                                                          video_model.merchant_id == merchant_id)) \
@@ -100,8 +101,6 @@ def start_index(session: Session, settings: Mapping[str, Any], merchant_id: str,
 
 
 def _torchvision_model(settings: Mapping[str, Any], merchant_id: str) -> str:
-    from media_service.media.detection.model_files import models_dir_for, read_manifest
-
     name = str(settings["TORCHVISION_MODEL"]).replace("{merchant_id}", merchant_id)
     models_dir = models_dir_for(settings)
     if not any(entry.name == name for entry in read_manifest(models_dir)):
@@ -122,8 +121,6 @@ def latest_index(session: Session, merchant_id: str, asset_id: str, *, ready: bo
 
 
 def index_to_dict(session: Session, index: VideoIndex, video_id: str) -> dict[str, Any]:
-    from media_service.web.files import signed_url
-
     job = session.get(Job, index.job_id) if index.job_id else None
     tracks = session.scalars(select(ProductTrack.id).where(ProductTrack.index_id == index.id)).all() \
         if index.state == "ready" else []

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from media_service.errors import BadRequest, Conflict, InvalidMedia
 from media_service.features.products.service import (
+    cached_catalog_detector,
     catalog_entries,
     catalog_fingerprint,
     product_card,
@@ -46,6 +47,7 @@ from media_service.media.detection.detections import CANDIDATES, POLYGON, Detect
 from media_service.media.detection.frames import VideoGeometry, decode_frame_at
 from media_service.models import Asset, ProductTrack, VideoIndex
 from media_service.storage import Storage
+from media_service.web.files import signed_url
 
 POINT_TOLERANCE = 0.015  # a tap this close to a box (share of the frame) still hits it
 HIDDEN = "hidden"
@@ -266,8 +268,6 @@ class TapService:
 
     def _on_demand(self, asset: Asset, index: VideoIndex | None, tap: Tap,
                    entries: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-        from media_service.features.products.service import cached_catalog_detector
-
         located = self._frame_for(asset, index, tap.t)
         if located is None:
             return None
@@ -306,8 +306,6 @@ class TapService:
 
     @staticmethod
     def _cutout_dict(key: str, box: Sequence[int], width: int, height: int, signed: bool = False) -> dict[str, Any]:
-        from media_service.web.files import signed_url
-
         x0, y0, x1, y1 = box
         return {"url": key if signed else signed_url(key), "width": int(x1 - x0), "height": int(y1 - y0),
                 "box": [round(x0 / width, 5), round(y0 / height, 5), round(x1 / width, 5), round(y1 / height, 5)]}

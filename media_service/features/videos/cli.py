@@ -8,6 +8,10 @@ import click
 from sqlalchemy import select
 
 from media_service.commands import app_of, database_of, delete_row
+from media_service.errors import MediaServiceError
+from media_service.features.videos.service import delete_video, moderate, video_to_dict
+from media_service.jobs.resources import public_state
+from media_service.models import Job, Video
 
 
 @click.group("videos")
@@ -21,9 +25,6 @@ def videos() -> None:
 @click.option("--limit", default=50, show_default=True)
 @click.pass_context
 def videos_list(ctx: click.Context, merchant_id: str | None, moderation: str | None, limit: int) -> None:
-    from media_service.jobs.resources import public_state
-    from media_service.models import Job, Video
-
     app = app_of(ctx)
     with database_of(app).session() as session:
         query = select(Video).order_by(Video.created_at.desc()).limit(limit)
@@ -43,9 +44,6 @@ def videos_list(ctx: click.Context, merchant_id: str | None, moderation: str | N
 @click.pass_context
 def videos_show(ctx: click.Context, video_id: str) -> None:
     """The video as the API shows it (URLs signed with PUBLIC_URL, or http://localhost:8000)."""
-    from media_service.features.videos.service import video_to_dict
-    from media_service.models import Job, Video
-
     app = app_of(ctx)
     with database_of(app).session() as session:
         video = session.get(Video, video_id)
@@ -61,10 +59,6 @@ def videos_show(ctx: click.Context, video_id: str) -> None:
 
 
 def _moderate_cli(ctx: click.Context, video_id: str, decision: str, reason: str | None) -> None:
-    from media_service.errors import MediaServiceError
-    from media_service.features.videos.service import moderate
-    from media_service.models import Video
-
     app = app_of(ctx)
     with database_of(app).session() as session:
         video = session.get(Video, video_id)
@@ -97,9 +91,6 @@ def videos_reject(ctx: click.Context, video_id: str, reason: str | None) -> None
 @click.pass_context
 def videos_delete(ctx: click.Context, video_id: str) -> None:
     """Delete a video and its outputs (its job is cancelled if still running); the asset stays."""
-    from media_service.features.videos.service import delete_video
-    from media_service.models import Video
-
     delete_row(ctx, Video, video_id, delete_video)
 
 

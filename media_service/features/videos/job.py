@@ -30,9 +30,11 @@ from media_service.errors import InvalidMedia
 from media_service.features.videos.service import DUPLICATE_DEFAULTS, JOB_KIND, apply_policy, find_near_duplicate
 from media_service.jobs.base import JobContext, JobKind
 from media_service.jobs.resources import ResourceState
+from media_service.media.ingest import sniff_file
 from media_service.media.video import ladder as ladder_mod
 from media_service.media.video import loudness, moderation, posters
-from media_service.media.video.ffmpeg import FFmpegError, run_ffmpeg
+from media_service.media.video.faces import plan_face_blur
+from media_service.media.video.ffmpeg import FFmpegError, run_ffmpeg, safe_input_args
 from media_service.media.video.presets import (
     PROFILES,
     Profile,
@@ -42,6 +44,7 @@ from media_service.media.video.presets import (
     plan_ladder,
 )
 from media_service.media.video.probe import VideoInfo, probe_video
+from media_service.media.video.stabilize import plan_stabilization
 from media_service.media.video.tonemap import tonemap_chain
 from media_service.models import Job, Video, utcnow
 from media_service.storage import Storage
@@ -104,8 +107,6 @@ def process_video(storage: Storage, settings: Mapping[str, Any], *, source_key: 
                   options: Mapping[str, Any], output_prefix: str,
                   report: Callable[[float], None] = lambda fraction: None) -> dict[str, Any]:
     """Process one video; outputs go under ``output_prefix/``. Returns what the ``Video`` row records."""
-    from media_service.media.ingest import sniff_file
-
     profile = PROFILES[profile_name]
     options = parse_options(dict(options))
     progress = Progress(report, STAGE_WEIGHTS)
@@ -158,15 +159,11 @@ def process_video(storage: Storage, settings: Mapping[str, Any], *, source_key: 
         faces: dict[str, Any] | None = None
         pre = progress.stage("pre")
         if options["stabilize"]:
-            from media_service.media.video.stabilize import plan_stabilization
-
             plan = plan_stabilization(ladder_input, renditions[0], work, settings, max_seconds=trim,
                                       on_progress=lambda f: pre(0.5 * f if options["blur_faces"] else f))
             extra_filters += plan.filters
             stabilization = plan.summary
         if options["blur_faces"]:
-            from media_service.media.video.faces import plan_face_blur
-
             blur = plan_face_blur(ladder_input, renditions[0], work, settings, max_seconds=trim,
                                   before=extra_filters,
                                   on_progress=lambda f: pre(0.5 + 0.5 * f if options["stabilize"] else f))
@@ -287,8 +284,6 @@ def _finish_outputs(plan: ladder_mod.LadderPlan, profile: Profile, settings: Map
 
 
 def _own_input(path: Path) -> list[str]:
-    from media_service.media.video.ffmpeg import safe_input_args
-
     return safe_input_args(path, "mov")
 
 
