@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from media_service.db import begin_write
-from media_service.errors import Conflict
+from media_service.errors import Conflict, NotFound
 from media_service.jobs.base import JobState, job_output_root
 from media_service.jobs.queue import enqueue, stop_jobs
 from media_service.models import Asset, Base, Job, utcnow
@@ -95,6 +95,22 @@ def create_with_job(session: Session, row: R, kind: str, params: Callable[[R], d
     row.job_id = job.id  # type: ignore[attr-defined]
     session.commit()
     return row, job, True
+
+
+def get_owned(session: Session, model: type[R], row_id: str, merchant_id: str, what: str) -> R:
+    """The merchant's row by id; another merchant's id is simply not found (404 ``<what>_not_found``)."""
+    row = session.scalar(select(model).where(model.id == row_id,  # type: ignore[attr-defined]
+                                             model.merchant_id == merchant_id))  # type: ignore[attr-defined]
+    if row is None:
+        raise NotFound(f"no {what} {row_id!r}", code=f"{what}_not_found")
+    return row
+
+
+def ready_result(row: Any, what: str) -> dict[str, Any]:
+    """The result of a ready resource, for embedding; 409 ``not_ready`` before that."""
+    if row.state != ResourceState.READY or not row.result:
+        raise Conflict(f"this {what} is not ready yet; embed it once its state is 'ready'", code="not_ready")
+    return row.result
 
 
 def _row_of(session: Session, model: type[R], job: Job) -> R:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import mimetypes
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 from flask import Blueprint, Response, current_app, request, send_file, url_for
@@ -27,6 +28,11 @@ def signed_url(key: str, *, seconds: int | None = None) -> str:
     values = {"key": key, "expires": expires, "signature": signature}
     base = current_app.config["PUBLIC_URL"].rstrip("/")
     return base + url_for("files.serve", **values) if base else url_for("files.serve", _external=True, **values)
+
+
+def prefix_signer(prefix: str) -> Callable[[str], str]:
+    """Signs paths relative to ``prefix`` (the files of one result: a manifest and what it names)."""
+    return lambda path: signed_url(f"{prefix}/{path}")
 
 
 @bp.get("/files/<path:key>")

@@ -11,17 +11,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import url_for
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from media_service.errors import BadRequest, Conflict, NotFound
+from media_service.errors import BadRequest
 from media_service.features.assets.service import asset_id_list, image_assets
 from media_service.jobs.queue import job_to_dict
-from media_service.jobs.resources import ResourceState, create_with_job, public_state
+from media_service.jobs.resources import ResourceState, create_with_job, get_owned, public_state, ready_result
 from media_service.media.panorama.build import panorama_options
 from media_service.media.panorama.tiles import with_urls
 from media_service.models import Job, Panorama
-from media_service.web.files import signed_url
+from media_service.web.files import prefix_signer
 
 JOB_KIND = "panoramas.stitch"
 
@@ -47,10 +46,6 @@ def create_panorama(session: Session, settings: Mapping[str, Any], merchant_id: 
         idempotency_key=f"panoramas:{idempotency_key}" if idempotency_key else None)
 
 
-def _signed(prefix: str) -> Any:
-    return lambda path: signed_url(f"{prefix}/{path}")
-
-
 def panorama_to_dict(panorama: Panorama, job: Job | None) -> dict[str, Any]:
     state = public_state(panorama.state, job)
     body: dict[str, Any] = {
@@ -63,7 +58,7 @@ def panorama_to_dict(panorama: Panorama, job: Job | None) -> dict[str, Any]:
     }
     result = panorama.result if state == ResourceState.READY else None
     if result:
-        sign = _signed(result["prefix"])
+        sign = prefix_signer(result["prefix"])
         manifest = result["manifest"]
         body.update({
             "width": result["width"], "height": result["height"], "projection": result["projection"],
@@ -79,19 +74,13 @@ def panorama_to_dict(panorama: Panorama, job: Job | None) -> dict[str, Any]:
 
 
 def get_panorama_row(session: Session, merchant_id: str, panorama_id: str) -> Panorama:
-    row = session.scalar(select(Panorama).where(Panorama.id == panorama_id, Panorama.merchant_id == merchant_id))
-    if row is None:
-        raise NotFound(f"no panorama {panorama_id!r}", code="panorama_not_found")
-    return row
+    return get_owned(session, Panorama, panorama_id, merchant_id, "panorama")
 
 
 def describe_panorama_for_embed(session: Session, merchant_id: str, panorama_id: str) -> dict[str, Any]:
     """A ready panorama for the viewer widget: equirectangular with its coverage, or a flat image."""
-    panorama = get_panorama_row(session, merchant_id, panorama_id)
-    if panorama.state != ResourceState.READY or not panorama.result:
-        raise Conflict("this panorama is not ready yet; embed it once its state is 'ready'", code="not_ready")
-    result = panorama.result
-    sign = _signed(result["prefix"])
+    result = ready_result(get_panorama_row(session, merchant_id, panorama_id), "panorama")
+    sign = prefix_signer(result["prefix"])
     manifest = result["manifest"]
     image = {"src": sign(manifest["image"]["path"]), "width": result["width"], "height": result["height"]}
     if result["projection"] == "plane":

@@ -10,17 +10,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import url_for
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from media_service.errors import BadRequest, Conflict, InvalidMedia, NotFound
+from media_service.errors import BadRequest, InvalidMedia
 from media_service.features.assets.service import asset_id_list, get_asset, image_assets
 from media_service.jobs.queue import job_to_dict
-from media_service.jobs.resources import ResourceState, create_with_job, public_state
+from media_service.jobs.resources import ResourceState, create_with_job, get_owned, public_state, ready_result
 from media_service.media.panorama.build import spin_options
 from media_service.media.panorama.tiles import with_urls
 from media_service.models import Job, Spin
-from media_service.web.files import signed_url
+from media_service.web.files import prefix_signer
 
 JOB_KIND = "spins.build"
 MIN_SPIN_PHOTOS = 4
@@ -68,10 +67,6 @@ def create_spin(session: Session, settings: Mapping[str, Any], merchant_id: str,
                            idempotency_key=f"spins:{idempotency_key}" if idempotency_key else None)
 
 
-def _signed(prefix: str) -> Any:
-    return lambda path: signed_url(f"{prefix}/{path}")
-
-
 def spin_to_dict(spin: Spin, job: Job | None) -> dict[str, Any]:
     state = public_state(spin.state, job)
     body: dict[str, Any] = {
@@ -85,7 +80,7 @@ def spin_to_dict(spin: Spin, job: Job | None) -> dict[str, Any]:
     }
     result = spin.result if state == ResourceState.READY else None
     if result:
-        sign = _signed(result["prefix"])
+        sign = prefix_signer(result["prefix"])
         body.update({"frame_count": result["frame_count"], "manifest_url": sign("manifest.json"),
                      "manifest": with_urls(result["manifest"], sign)})
     elif job is not None and job.error:
@@ -94,19 +89,14 @@ def spin_to_dict(spin: Spin, job: Job | None) -> dict[str, Any]:
 
 
 def get_spin_row(session: Session, merchant_id: str, spin_id: str) -> Spin:
-    row = session.scalar(select(Spin).where(Spin.id == spin_id, Spin.merchant_id == merchant_id))
-    if row is None:
-        raise NotFound(f"no spin {spin_id!r}", code="spin_not_found")
-    return row
+    return get_owned(session, Spin, spin_id, merchant_id, "spin")
 
 
 def describe_spin_for_embed(session: Session, merchant_id: str, spin_id: str) -> dict[str, Any]:
     """A ready spin for the viewer widget: WebP frames at the width nearest 640 px, in turning order."""
-    spin = get_spin_row(session, merchant_id, spin_id)
-    if spin.state != ResourceState.READY or not spin.result:
-        raise Conflict("this spin is not ready yet; embed it once its state is 'ready'", code="not_ready")
-    manifest = spin.result["manifest"]
-    sign = _signed(spin.result["prefix"])
+    result = ready_result(get_spin_row(session, merchant_id, spin_id), "spin")
+    manifest = result["manifest"]
+    sign = prefix_signer(result["prefix"])
     size = min(manifest["sizes"], key=lambda s: abs(s["width"] - 640))
     count = manifest["frame_count"]
     return {"mode": "spin", "title": "Product spin", "spin": {

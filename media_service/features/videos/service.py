@@ -22,10 +22,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from media_service.db import begin_write
-from media_service.errors import Conflict, InvalidMedia, NotFound
+from media_service.errors import Conflict, InvalidMedia
 from media_service.jobs.base import job_output_root
 from media_service.jobs.queue import job_to_dict
-from media_service.jobs.resources import Dependents, ResourceState, create_with_job, delete_with_files, public_state
+from media_service.jobs.resources import (
+    Dependents,
+    ResourceState,
+    create_with_job,
+    delete_with_files,
+    get_owned,
+    public_state,
+)
 from media_service.media.video import posters
 from media_service.media.video.presets import PROFILES, get_profile, parse_options
 from media_service.models import Asset, Job, UploadToken, Video, VideoPolicy, utcnow
@@ -86,10 +93,7 @@ def create_video(session: Session, settings: Mapping[str, Any], *, merchant_id: 
 
 def get_video(session: Session, merchant_id: str, video_id: str) -> Video:
     """A merchant's video; another merchant's id is simply not found."""
-    video = session.scalar(select(Video).where(Video.id == video_id, Video.merchant_id == merchant_id))
-    if video is None:
-        raise NotFound(f"no video {video_id!r}", code="video_not_found")
-    return video
+    return get_owned(session, Video, video_id, merchant_id, "video")
 
 
 def delete_video(session: Session, storage: Storage, video: Video) -> None:
