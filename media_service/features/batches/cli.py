@@ -53,6 +53,7 @@ def batch_videos(ctx: click.Context, source: Path, profile: str, out_dir: Path, 
     try:
         with db.session() as session:
             merchant_id = batch_merchant(session, merchant_id)
+        with db.session() as session:
             batch_id = new_batch(session, merchant_id=merchant_id, profile=profile,
                                  options={"stabilize": stabilize, "blur_faces": blur_faces}, source="cli").id
     except MediaServiceError as exc:
