@@ -150,8 +150,8 @@ def bench_loudness(run: Pipeline, work: Path) -> list[dict[str, Any]]:
         after, peak = ebur128(output)
         summary = result["loudness"]
         rows.append({"split": split, "case": name, "in_lufs": before, "out_lufs": after, "out_true_peak": peak,
-                     "applied_target": summary["applied_target_lufs"], "method": summary["method"],
-                     "gain_db": summary["gain_db"], "reported_normalized": summary["normalized"]})
+                     "applied_target": summary["applied_target_lufs"], "method": summary.get("method"),
+                     "gain_db": summary.get("gain_db"), "reported_normalized": summary["normalized"]})
     return rows
 
 
