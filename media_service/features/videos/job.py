@@ -138,12 +138,15 @@ def process_video(storage: Storage, settings: Mapping[str, Any], *, source_key: 
         target = loudness.LoudnessTarget(settings["VIDEO_LOUDNESS_TARGET_LUFS"],
                                          settings["VIDEO_LOUDNESS_TRUE_PEAK_DB"], settings["VIDEO_LOUDNESS_RANGE_LU"])
         measured: loudness.LoudnessMeasurement | None = None
-        loudnorm_chain = None
+        normalisation: loudness.Normalisation | None = None
         if audio is not None:
             measured = loudness.measure_loudness(source, demuxer, audio.index, target, work, duration=duration,
                                                  settings=settings, max_seconds=trim,
                                                  on_progress=progress.stage("loudness"))
-            loudnorm_chain = loudness.loudnorm_filter(measured, target)
+            normalisation = loudness.plan_normalisation(
+                source, demuxer, audio.index, measured, target, audio_seconds=min(duration, audio.duration or duration),
+                binary=settings["FFMPEG_BINARY"], timeout=settings["FFMPEG_TIMEOUT_SECONDS"], max_seconds=trim)
+        loudnorm_chain = normalisation.chain if normalisation else None
         timings["loudness"] = time.monotonic() - started
 
         # 3. optional analysis before the encode
@@ -187,6 +190,8 @@ def process_video(storage: Storage, settings: Mapping[str, Any], *, source_key: 
         post = progress.stage("post")
         result = _finish_outputs(plan, profile, settings, work, duration=duration, fps=fps,
                                  has_audio=audio is not None, measured=measured, post=post)
+        output_level = loudness.measure_output(work / "video.mp4", binary=settings["FFMPEG_BINARY"],
+                                               timeout=settings["FFMPEG_TIMEOUT_SECONDS"]) if audio else None
         result.update(
             profile=profile.name, options=options, output_prefix=output_prefix,
             trimmed_from=round(source_duration, 3) if trim else None, fps=round(float(fps), 3), fps_rational=str(fps),
@@ -196,7 +201,7 @@ def process_video(storage: Storage, settings: Mapping[str, Any], *, source_key: 
                     "fps": round(main.avg_frame_rate or main.r_frame_rate or 0.0, 3),
                     "has_audio": info.has_audio, "had_location_metadata": info.has_location_metadata},
             tonemap=tonemap_method, stabilization=stabilization, faces=faces,
-            loudness=_loudness_summary(measured, loudnorm_chain, target, profile),
+            loudness=_loudness_summary(measured, normalisation, target, profile, output_level),
         )
         files: list[tuple[Path, str]] = []
         for rendition in plan.renditions:  # segments, then each variant's playlist, then the master
@@ -216,13 +221,18 @@ def process_video(storage: Storage, settings: Mapping[str, Any], *, source_key: 
         return result
 
 
-def _loudness_summary(measured: loudness.LoudnessMeasurement | None, chain: str | None,
-                      target: loudness.LoudnessTarget, profile: Profile) -> dict[str, Any] | None:
+def _loudness_summary(measured: loudness.LoudnessMeasurement | None, normalisation: loudness.Normalisation | None,
+                      target: loudness.LoudnessTarget, profile: Profile,
+                      output: loudness.Level | None) -> dict[str, Any] | None:
+    """The stored loudness result: ``normalized`` and ``output`` are measured on the encoded output."""
     if measured is None:
         return {"audio": False, "reason": "muted by profile" if not profile.audio else "no audio track"}
-    return {"audio": True, "normalized": chain is not None, "target_lufs": target.integrated,
-            "applied_target_lufs": loudness.applied_target(measured, target) if chain else None,
-            "target_true_peak": target.true_peak, "target_lra": target.lra, "measured": measured.to_dict()}
+    goal = loudness.applied_target(measured, target) if normalisation else None
+    return {"audio": True, "normalized": normalisation is not None and loudness.is_normalised(output, goal, target),
+            "method": normalisation.method if normalisation else None,
+            "gain_db": normalisation.gain_db if normalisation else None, "target_lufs": target.integrated,
+            "applied_target_lufs": goal, "target_true_peak": target.true_peak, "target_lra": target.lra,
+            "measured": measured.to_dict(), "output": output.to_dict() if output else None}
 
 
 def _finish_outputs(plan: ladder_mod.LadderPlan, profile: Profile, settings: Mapping[str, Any], work: Path, *,

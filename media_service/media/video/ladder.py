@@ -32,6 +32,8 @@ ANALYSIS_FPS = 2
 ANALYSIS_LONG_SIDE = 320
 #: HLS segment length in seconds (a multiple of every profile's keyframe interval).
 SEGMENT_SECONDS = 4
+#: The last audio filters of every output: 48 kHz, stereo (a 5.1 or mono source is mixed here).
+AUDIO_OUTPUT_FILTERS = ("aresample=48000:async=1", "aformat=sample_fmts=fltp:channel_layouts=stereo")
 
 
 def escape_filter_value(value: str) -> str:
@@ -108,7 +110,8 @@ def build_ladder(source: LadderInput, profile: Profile, renditions: list[Planned
                  max_seconds: float | None = None) -> LadderPlan:
     """The ffmpeg arguments (for :func:`~media_service.media.video.ffmpeg.run_ffmpeg`) of the one-pass ladder.
 
-    ``loudnorm`` is the audio filter chain (second loudness pass) or None to keep the level as it is.
+    ``loudnorm`` is the audio filter chain that normalises the loudness (see
+    :func:`~media_service.video.loudness.plan_normalisation`) or None to keep the level as it is.
     """
     from media_service.media.video.ffmpeg import safe_input_args
 
@@ -136,7 +139,7 @@ def build_ladder(source: LadderInput, profile: Profile, renditions: list[Planned
     with_audio = source.audio_index is not None and profile.audio
     if with_audio:
         audio_chain = [loudnorm] if loudnorm else []
-        audio_chain += ["aresample=48000:async=1", "aformat=sample_fmts=fltp:channel_layouts=stereo"]
+        audio_chain += list(AUDIO_OUTPUT_FILTERS)
         graph.append(f"[0:{source.audio_index}]{','.join(audio_chain)},asplit={count}"
                      + "".join(f"[a{i}]" for i in range(count)))
 

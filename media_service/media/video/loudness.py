@@ -1,10 +1,21 @@
-"""EBU R128 loudness: measure (first pass), then normalise with the measured values (second pass).
+"""EBU R128 loudness: measure (first pass), normalise with the measured values, check the output.
 
 The first pass decodes only the audio (ffmpeg's ``loudnorm`` in analysis mode, plus ``silencedetect``
-printing its findings to a file) and is cheap next to the video encode. The second pass is a filter
-chain handed to the one-pass ladder. ``linear=true`` applies one constant gain when the true-peak
-limit allows it (the sound is not squashed); loudnorm falls back to its dynamic mode otherwise.
-Silence stays silence: a track measured below :data:`SILENCE_LUFS` gets no gain at all.
+printing its findings to a file) and is cheap next to the video encode. The normalisation is a filter
+chain handed to the one-pass ladder (:func:`plan_normalisation`):
+
+* clips of :data:`SHORT_CLIP_SECONDS` or more: loudnorm's second pass with the measured values.
+  ``linear=true`` applies one constant gain when the true-peak limit allows it (the sound is not
+  squashed); loudnorm falls back to its dynamic mode otherwise.
+* shorter clips: loudnorm works on a 3 s window, and on shorter audio its dynamic mode misbehaves (a
+  -38 LUFS clip came out at -41 against a -16 target). They get one constant gain computed from the
+  measurement, after the stereo mix the outputs carry, with a limiter below the true-peak target when
+  the gain would push peaks over it; the gain is checked on the real chain (a fraction of a second of
+  audio) and corrected for what the mix and the limiter take.
+
+Gain is capped at :data:`MAX_GAIN_DB` (see :func:`applied_target`); silence stays silence: a track
+measured below :data:`SILENCE_LUFS` gets no gain at all. What the API reports as normalised is measured
+on the encoded output (:func:`measure_output`, :func:`is_normalised`), not assumed from the filter.
 """
 
 from __future__ import annotations
@@ -24,6 +35,19 @@ SILENCE_LUFS = -60.0
 #: Most gain applied: a whisper-quiet phone clip is lifted by this much, not all the way to the target,
 #: so its background hiss is not turned into noise.
 MAX_GAIN_DB = 30.0
+#: Audio shorter than this gets a measured gain instead of loudnorm's second pass (its window is 3 s).
+SHORT_CLIP_SECONDS = 3.5
+#: The short-clip limiter's ceiling sits this far below the true-peak target: it limits samples, and the
+#: peaks between samples and the AAC encoder's overshoot come on top.
+LIMITER_MARGIN_DB = 1.5
+#: Measurements of a short clip's gain chain (each corrects the gain by what it missed).
+GAIN_PASSES = 3
+#: A gain chain this close to its goal (LU) needs no further correction.
+GAIN_SETTLED_LU = 0.2
+#: The output counts as normalised within this many LU of the applied target ...
+NORMALISED_TOLERANCE_LU = 1.0
+#: ... with its true peak at most this far over the true-peak target (dB).
+TRUE_PEAK_TOLERANCE_DB = 0.5
 #: silencedetect's level and shortest reported stretch.
 SILENCE_NOISE_DB = -50
 SILENCE_MIN_SECONDS = 0.5
@@ -140,7 +164,117 @@ def loudnorm_filter(measured: LoudnessMeasurement, target: LoudnessTarget) -> st
             f":linear=true:print_format=none")
 
 
+@dataclass(frozen=True)
+class Normalisation:
+    """How a track is brought to its target: the audio filter chain for the ladder, and why."""
+
+    method: str  # "loudnorm" (two-pass EBU R128) or "gain" (measured constant gain, true-peak limiter)
+    chain: str
+    gain_db: float | None = None  # the constant gain of the "gain" method
+
+
+@dataclass(frozen=True)
+class Level:
+    """Integrated loudness (LUFS) and true peak (dBTP) as ffmpeg's ``ebur128`` measures them; None: -inf."""
+
+    integrated: float | None
+    true_peak: float | None
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {"integrated_lufs": self.integrated, "true_peak_db": self.true_peak}
+
+
+def gain_filter(gain_db: float, ceiling_db: float | None) -> str:
+    """The stereo mix, a constant gain, and (with ``ceiling_db``) a look-ahead limiter at that sample
+    level; alimiter's auto-level is off (it would undo the gain) and its delay compensated."""
+    chain = [ladder_output_mix(), f"volume={gain_db:.2f}dB"]
+    if ceiling_db is not None:
+        limit = min(1.0, max(0.0625, 10 ** (ceiling_db / 20)))
+        chain.append(f"alimiter=limit={limit:.4f}:attack=5:release=100:level=false:latency=true")
+    return ",".join(chain)
+
+
+def ladder_output_mix() -> str:
+    """The channel mix of every output (the last of the ladder's audio filters), as one filter."""
+    from media_service.video.ladder import AUDIO_OUTPUT_FILTERS
+
+    return AUDIO_OUTPUT_FILTERS[-1]
+
+
+def plan_normalisation(source: Path, demuxer: str, audio_index: int, measured: LoudnessMeasurement,
+                       target: LoudnessTarget, *, audio_seconds: float, binary: str, timeout: float,
+                       max_seconds: float | None = None) -> Normalisation | None:
+    """The normalisation of one audio stream (see the module notes), or None for silence.
+
+    ``audio_seconds`` is how much audio the outputs carry; shorter than :data:`SHORT_CLIP_SECONDS`
+    means a measured gain: its chain is run on the source's audio (``max_seconds`` of it) up to
+    :data:`GAIN_PASSES` times, the gain corrected by what the mix and the limiter took, within
+    :data:`MAX_GAIN_DB`.
+    """
+    if measured.is_silent or None in (measured.input_tp, measured.input_lra, measured.input_thresh):
+        return None
+    if audio_seconds >= SHORT_CLIP_SECONDS:
+        chain = loudnorm_filter(measured, target)
+        return Normalisation("loudnorm", chain) if chain else None
+    assert measured.input_i is not None and measured.input_tp is not None
+    goal = applied_target(measured, target)
+    ceiling = target.true_peak - LIMITER_MARGIN_DB
+    gain = min(goal - measured.input_i, MAX_GAIN_DB)
+
+    def chain_for(gain_db: float) -> str:
+        peak = measured.input_tp + gain_db  # type: ignore[operator]
+        return gain_filter(gain_db, ceiling if peak > ceiling else None)
+
+    for _ in range(GAIN_PASSES):
+        level = measure_level(source, demuxer, audio_index, chain_for(gain), binary=binary, timeout=timeout,
+                              max_seconds=max_seconds)
+        if level.integrated is None or abs(goal - level.integrated) <= GAIN_SETTLED_LU:
+            break
+        corrected = min(gain + goal - level.integrated, MAX_GAIN_DB)
+        if abs(corrected - gain) < 0.01:
+            break
+        gain = corrected
+    return Normalisation("gain", chain_for(gain), gain_db=round(gain, 2))
+
+
+def is_normalised(level: Level | None, goal: float | None, target: LoudnessTarget) -> bool:
+    """Whether a measured output is at its applied target (and within the true-peak limit)."""
+    if level is None or goal is None or level.integrated is None:
+        return False
+    peak_ok = level.true_peak is None or level.true_peak <= target.true_peak + TRUE_PEAK_TOLERANCE_DB
+    return abs(level.integrated - goal) <= NORMALISED_TOLERANCE_LU and peak_ok
+
+
 _EBUR128_I = re.compile(r"I:\s+(-?[0-9.]+|-inf)\s+LUFS")
+_EBUR128_PEAK = re.compile(r"Peak:\s+(-?[0-9.]+|-inf)\s+dBFS")
+
+
+def _level(stderr: str) -> Level:
+    integrated = _EBUR128_I.findall(stderr)
+    peaks = _EBUR128_PEAK.findall(stderr)
+    return Level(integrated=_number(integrated[-1]) if integrated else None,
+                 true_peak=_number(peaks[-1]) if peaks else None)
+
+
+def measure_level(source: Path, demuxer: str, audio_index: int, chain: str, *, binary: str, timeout: float,
+                  max_seconds: float | None = None) -> Level:
+    """Loudness and true peak of one audio stream after ``chain`` and the outputs' mix (48 kHz stereo)."""
+    from media_service.video.ladder import AUDIO_OUTPUT_FILTERS
+
+    args = ["-v", "info"]
+    if max_seconds is not None:
+        args += ["-t", f"{max_seconds:.3f}"]
+    graph = ",".join([chain, *AUDIO_OUTPUT_FILTERS, "ebur128=peak=true:framelog=verbose"])
+    args += [*safe_input_args(source, demuxer), "-map", f"0:{audio_index}", "-vn", "-sn", "-dn",
+             "-af", graph, "-f", "null", "-"]
+    return _level(run_ffmpeg(args, binary=binary, timeout=timeout).stderr_tail)
+
+
+def measure_output(path: Path, *, binary: str, timeout: float, demuxer: str = "mov") -> Level:
+    """Loudness and true peak of an encoded output's first audio stream, as a listener gets it."""
+    args = ["-v", "info", *safe_input_args(path, demuxer), "-map", "0:a:0", "-vn", "-sn", "-dn",
+            "-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-"]
+    return _level(run_ffmpeg(args, binary=binary, timeout=timeout).stderr_tail)
 
 
 def integrated_loudness(path: Path, settings: Mapping[str, Any], demuxer: str = "mov") -> float | None:
