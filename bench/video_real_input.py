@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from media_service.config import load_settings
-from media_service.pipelines.videos import process_video
+from media_service.features.videos.job import process_video
 from media_service.storage import FileSystemStorage
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "media" / "video"

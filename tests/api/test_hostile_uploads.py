@@ -17,8 +17,8 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.support import hostile
 from tests.conftest import LiveServer, MerchantCredentials, media
+from tests.support import hostile
 
 Case = Callable[[Path, hostile.Canary], Path]
 

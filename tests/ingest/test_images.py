@@ -13,8 +13,8 @@ from PIL import Image
 from media_service.errors import InvalidMedia, UnsupportedMediaType
 from media_service.media.ingest import inspect_media, open_image_safely
 from media_service.media.ingest.images import configure_image_limits, open_image_as_array, scan_gif
-from tests.support import hostile
 from tests.conftest import SHARED_MEDIA
+from tests.support import hostile
 
 
 def _animation(path: Path, frames: int, fmt: str, size: tuple[int, int] = (8, 8)) -> Path:

@@ -13,8 +13,8 @@ import pytest
 
 from media_service.media.detection.frames import VideoGeometry, batched, decode_frame_at, prefetch, stream_frames
 from media_service.media.video.ffmpeg import FFmpegError, FFmpegTimeout, open_ffmpeg_stream
-from tests.support import hostile
 from tests.conftest import media
+from tests.support import hostile
 
 
 def _ffmpeg_children() -> list[psutil.Process]:

@@ -19,8 +19,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from media_service.errors import MediaServiceError
-from tests.support import hostile
 from tests.conftest import MerchantCredentials, media, wait_for_job
+from tests.support import hostile
 from tests.videos.conftest import ffprobe
 
 Maker = Callable[[Path, hostile.Canary], Path]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from media_service.video.loudness import MAX_GAIN_DB, Level, LoudnessTarget, is_normalised
+from media_service.media.video.loudness import MAX_GAIN_DB, Level, LoudnessTarget, is_normalised
 from tests.conftest import media
 from tests.videos.conftest import FFMPEG, ffmpeg
 

@@ -111,7 +111,7 @@ def build_ladder(source: LadderInput, profile: Profile, renditions: list[Planned
     """The ffmpeg arguments (for :func:`~media_service.media.video.ffmpeg.run_ffmpeg`) of the one-pass ladder.
 
     ``loudnorm`` is the audio filter chain that normalises the loudness (see
-    :func:`~media_service.video.loudness.plan_normalisation`) or None to keep the level as it is.
+    :func:`~media_service.media.video.loudness.plan_normalisation`) or None to keep the level as it is.
     """
     from media_service.media.video.ffmpeg import safe_input_args
 

@@ -196,7 +196,7 @@ def gain_filter(gain_db: float, ceiling_db: float | None) -> str:
 
 def ladder_output_mix() -> str:
     """The channel mix of every output (the last of the ladder's audio filters), as one filter."""
-    from media_service.video.ladder import AUDIO_OUTPUT_FILTERS
+    from media_service.media.video.ladder import AUDIO_OUTPUT_FILTERS
 
     return AUDIO_OUTPUT_FILTERS[-1]
 
@@ -259,7 +259,7 @@ def _level(stderr: str) -> Level:
 def measure_level(source: Path, demuxer: str, audio_index: int, chain: str, *, binary: str, timeout: float,
                   max_seconds: float | None = None) -> Level:
     """Loudness and true peak of one audio stream after ``chain`` and the outputs' mix (48 kHz stereo)."""
-    from media_service.video.ladder import AUDIO_OUTPUT_FILTERS
+    from media_service.media.video.ladder import AUDIO_OUTPUT_FILTERS
 
     args = ["-v", "info"]
     if max_seconds is not None:
