@@ -24,8 +24,8 @@ import numpy as np
 from media_service.errors import MediaServiceError
 from media_service.panorama import cameras as camera_stage
 from media_service.panorama import matching
-from media_service.panorama.blending import Compositor
-from media_service.panorama.cropping import covered_rectangle, trim_uncovered
+from media_service.panorama.blending import Compositor, multiband_correction
+from media_service.panorama.cropping import Framing, fill_uncovered, frame_output, trim_uncovered
 from media_service.panorama.diagnostics import StitchDiagnostics
 from media_service.panorama.errors import StitchingError
 from media_service.panorama.exposure import apply_gains, estimate_gains
@@ -38,6 +38,7 @@ Progress = Callable[[float], None]
 
 PROJECTION_OPTIONS = ("auto", "spherical", "cylindrical", "flat")
 DETECTOR_OPTIONS = ("auto", *DETECTORS)
+BLEND_OPTIONS = ("multiband", "feather")
 #: Fewer keypoints than this and a photo is called featureless when it cannot be matched.
 FEATURELESS_BELOW = 60
 #: A photo this much less sharp than the set's median is called blurry.
@@ -62,7 +63,8 @@ class StitchOptions:
 
     projection: str = "auto"  # auto | spherical | cylindrical | flat
     detector: str = "auto"  # auto | sift | orb
-    crop: bool = True  # crop to the largest fully covered rectangle
+    crop: bool = True  # crop to a rectangle that keeps every photo (False: the whole canvas, black borders)
+    blend: str = "multiband"  # multiband | feather
     work_megapixels: float = 0.6
     seam_megapixels: float = 0.1
     max_output_megapixels: float = 60.0
@@ -75,6 +77,8 @@ class StitchOptions:
             raise ValueError(f"projection must be one of {', '.join(PROJECTION_OPTIONS)}")
         if self.detector not in DETECTOR_OPTIONS:
             raise ValueError(f"detector must be one of {', '.join(DETECTOR_OPTIONS)}")
+        if self.blend not in BLEND_OPTIONS:
+            raise ValueError(f"blend must be one of {', '.join(BLEND_OPTIONS)}")
         if self.seam_finder not in SEAM_FINDERS:
             raise ValueError(f"seam_finder must be one of {', '.join(SEAM_FINDERS)}")
 
@@ -91,6 +95,7 @@ class Panorama:
     canvas_origin: tuple[int, int]  # output coordinates of the canvas's top-left pixel
     diagnostics: StitchDiagnostics
     timings: dict[str, float] = field(default_factory=dict)
+    filled_fraction: float = 0.0  # share of the output that no photo covers, filled with a smooth continuation
 
     @property
     def size(self) -> tuple[int, int]:
@@ -157,9 +162,11 @@ def stitch(photos: Sequence[Photo], settings: Mapping[str, Any], options: Stitch
     with _FullResolutionLoader(photos, working, registration.cameras.indices, settings, scale) as full_images:
         with _timed(timings, "seams_and_exposure"):  # the first full-resolution photo decodes meanwhile
             plan = _plan_blending(registration, working, options)
+        _record_framing(plan, registration.cameras.indices, diagnostics)
         report(0.45)
         with _timed(timings, "compose"):
             panorama = _compose(registration, plan, full_images, working, scale, options, report)
+    diagnostics.filled_fraction = round(panorama.filled_fraction, 4)
     panorama.diagnostics = diagnostics
     panorama.timings = timings
     report(1.0)
@@ -361,8 +368,10 @@ class _BlendPlan:
     seam_rects: list[Rect]
     weights: list[np.ndarray]
     gains: list[np.ndarray]
-    crop_at_seam_scale: Rect | None
+    framing: Framing | None  # at seam scale; None: the whole canvas
     seam_scale: float  # seam pixels per working pixel
+    correction: np.ndarray | None = None  # multi-band minus feathered blend, low frequencies, seam scale
+    correction_rect: Rect | None = None
 
 
 def _plan_blending(registration: _Registration, working: list[WorkingImage | None],
@@ -384,20 +393,37 @@ def _plan_blending(registration: _Registration, working: list[WorkingImage | Non
     balanced = [apply_gains(image, gain) for image, gain in zip(images, gains, strict=True)]
     seams = find_seams(rects, balanced, masks, options.seam_finder)
     median_width = float(np.median([image.shape[1] for image in images]))
-    weights = soft_weights(seams, max(0.7, FEATHER_FRACTION * median_width))
-    crop = _coverage_crop(rects, masks) if options.crop else None
-    return _BlendPlan(projection, rects, weights, gains, crop, seam_scale)
+    sigma = max(0.7, FEATHER_FRACTION * median_width)
+    weights = soft_weights(seams, sigma)
+    framing = _frame(rects, masks) if options.crop else None
+    plan = _BlendPlan(projection, rects, weights, gains, framing, seam_scale)
+    if options.blend == "multiband" and len(images) > 1:
+        plan.correction, plan.correction_rect = multiband_correction(rects, balanced, masks, weights, sigma)
+    return plan
 
 
-def _coverage_crop(rects: list[Rect], masks: list[np.ndarray]) -> Rect | None:
+def _frame(rects: list[Rect], masks: list[np.ndarray]) -> Framing | None:
+    """The output rectangle (seam scale) and how much of each photo it keeps (see :func:`frame_output`)."""
     canvas = Rect.union(rects)
-    union = np.zeros((canvas.height, canvas.width), np.uint8)
+    placed = []
     for rect, mask in zip(rects, masks, strict=True):
-        region = union[rect.y - canvas.y:rect.bottom - canvas.y, rect.x - canvas.x:rect.right - canvas.x]
-        np.maximum(region, mask, out=region)
-    union = cv2.erode(union, np.ones((3, 3), np.uint8))  # the coarse border is uncertain by a pixel
-    found = covered_rectangle(union)
-    return None if found is None else Rect(found.x + canvas.x, found.y + canvas.y, found.width, found.height)
+        full = np.zeros((canvas.height, canvas.width), bool)
+        full[rect.y - canvas.y:rect.bottom - canvas.y, rect.x - canvas.x:rect.right - canvas.x] = mask > 0
+        placed.append(full)
+    union = np.logical_or.reduce(placed)
+    union = cv2.erode(union.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # the coarse border is uncertain
+    framing = frame_output(union, placed)
+    if framing is None:
+        return None
+    rect = framing.rect
+    return Framing(Rect(rect.x + canvas.x, rect.y + canvas.y, rect.width, rect.height), framing.kept, framing.filled)
+
+
+def _record_framing(plan: _BlendPlan, used: list[int], diagnostics: StitchDiagnostics) -> None:
+    """Each used photo's kept fraction, with a warning for photos the output cuts much of away."""
+    for position, index in enumerate(used):
+        kept = 1.0 if plan.framing is None else plan.framing.kept[position]
+        diagnostics.keep(index, kept)
 
 
 # -- compositing at full resolution -----------------------------------------------------------------------
@@ -455,14 +481,16 @@ def _compose(registration: _Registration, plan: _BlendPlan, full_images: _FullRe
     projection = registration.projection.rescaled(compose_scale / float(np.median(work_scales)))
     to_compose = projection.scale / registration.projection.scale
     canvas = Rect.union(registration.rois).scaled(to_compose)
-    if plan.crop_at_seam_scale is not None:
-        low_to_compose = projection.scale / plan.seam_projection.scale
-        margin = math.ceil(low_to_compose) + 1
-        crop = plan.crop_at_seam_scale.scaled(low_to_compose)
+    low_to_compose = projection.scale / plan.seam_projection.scale
+    if plan.framing is not None:
+        crop = plan.framing.rect.scaled(low_to_compose)
+        # A fully covered rectangle loses a margin (its coarse border is uncertain); one that is filled keeps it.
+        margin = 0 if plan.framing.filled > 0 else math.ceil(low_to_compose) + 1
         target = Rect(crop.x + margin, crop.y + margin, crop.width - 2 * margin, crop.height - 2 * margin)
         if projection.kind != "plane":
             target = Rect(target.x, target.y, min(target.width, math.floor(2 * math.pi * projection.scale)),
                           target.height)
+        target = target.intersect(canvas) or target
     else:
         target = canvas
     if target.width < 8 or target.height < 8:
@@ -470,7 +498,6 @@ def _compose(registration: _Registration, plan: _BlendPlan, full_images: _FullRe
                              "phone held level, turning it sideways between shots", code="no_usable_area")
 
     compositor = Compositor(target, projection)
-    low_to_compose = projection.scale / plan.seam_projection.scale
     for position in range(len(used)):
         image = apply_gains(full_images.take(position), plan.gains[position])
         size = (image.shape[1], image.shape[0])
@@ -480,10 +507,15 @@ def _compose(registration: _Registration, plan: _BlendPlan, full_images: _FullRe
                        low_to_compose)
         del image
         report(0.45 + 0.5 * (position + 1) / len(used))
+    if plan.correction is not None and plan.correction_rect is not None:
+        compositor.add_correction(plan.correction, plan.correction_rect, low_to_compose)
 
     output = compositor.canvas
     crop = Rect(target.x - canvas.x, target.y - canvas.y, target.width, target.height)
-    if options.crop:
+    filled = 0.0
+    if plan.framing is not None and plan.framing.filled > 0:
+        filled = fill_uncovered(output, compositor.coverage())
+    elif options.crop:
         trimmed = trim_uncovered(compositor.coverage())
         output = output[trimmed.y:trimmed.bottom, trimmed.x:trimmed.right]
         crop = Rect(crop.x + trimmed.x, crop.y + trimmed.y, trimmed.width, trimmed.height)
@@ -491,7 +523,7 @@ def _compose(registration: _Registration, plan: _BlendPlan, full_images: _FullRe
         image=np.ascontiguousarray(output), projection=projection.kind,
         pixels_per_radian=None if projection.kind == "plane" else projection.scale,
         canvas_size=(canvas.width, canvas.height), crop=crop, canvas_origin=(canvas.x, canvas.y),
-        diagnostics=StitchDiagnostics([]))
+        diagnostics=StitchDiagnostics([]), filled_fraction=filled)
 
 
 class _timed:
