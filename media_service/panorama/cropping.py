@@ -153,6 +153,15 @@ def best_scoring_rectangle(covered: np.ndarray, penalty: float) -> Rect | None:
     return Rect(left, top, right - left, bottom - top)
 
 
+def _as_large_as_every_photo(rect: Rect, masks: list[np.ndarray]) -> bool:
+    """Whether ``rect`` is at least (nearly) as wide and as tall as every photo's footprint."""
+    for mask in masks:
+        rows, columns = np.any(mask, axis=1), np.any(mask, axis=0)
+        if rect.height < rows.sum() or rect.width < columns.sum():
+            return False
+    return True
+
+
 def _framing_stats(rect: Rect, union: np.ndarray, masks: list[np.ndarray]) -> tuple[list[float], float]:
     kept = [float(m[rect.y:rect.bottom, rect.x:rect.right].sum() / max(1, m.sum())) for m in masks]
     inside = union[rect.y:rect.bottom, rect.x:rect.right]
@@ -163,18 +172,18 @@ def frame_output(union: np.ndarray, masks: list[np.ndarray], keep_target: float 
                  max_fill: float = MAX_FILL) -> Framing | None:
     """Choose the output rectangle on a canvas whose photos cover ``masks`` (bool, canvas-sized each).
 
-    The largest fully covered rectangle is used when it keeps ``keep_target`` of every photo: nothing
-    needs filling. Otherwise (photos staggered or tilted, whose inner rectangle would cut much of one
-    away) rectangles that accept some uncovered pixels are tried, strictest first, and the first that
-    keeps every photo with at most ``max_fill`` of the output uncovered wins (or, when none does, the
-    one that keeps the most of the worst-kept photo within ``max_fill``).
+    The largest fully covered rectangle is used when it keeps ``keep_target`` of every photo and is no
+    smaller than any photo: nothing needs filling. Otherwise (photos staggered or tilted, whose inner
+    rectangle would cut much of one away) rectangles that accept some uncovered pixels are tried,
+    strictest first, and the first that meets both with at most ``max_fill`` of the output uncovered
+    wins (or, when none does, the one that keeps the most of the worst-kept photo within ``max_fill``).
     """
     inner = covered_rectangle(union.astype(np.uint8) * 255)
     candidates: list[Framing] = []
     if inner is not None:
         kept, filled = _framing_stats(inner, union, masks)
         candidates.append(Framing(inner, kept, 0.0))
-        if min(kept) >= keep_target:
+        if min(kept) >= keep_target and _as_large_as_every_photo(inner, masks):
             return candidates[0]
     factor = min(1.0, FRAME_SEARCH_SIDE / max(union.shape))
     small_size = (max(1, round(union.shape[1] * factor)), max(1, round(union.shape[0] * factor)))
@@ -191,7 +200,7 @@ def frame_output(union: np.ndarray, masks: list[np.ndarray], keep_target: float 
         if filled > max_fill:
             break  # later penalties only accept more uncovered area
         candidates.append(Framing(rect, kept, filled))
-        if min(kept) >= keep_target:
+        if min(kept) >= keep_target and _as_large_as_every_photo(rect, masks):
             return candidates[-1]
     if not candidates:
         return None

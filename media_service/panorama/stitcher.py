@@ -45,6 +45,9 @@ FEATURELESS_BELOW = 60
 BLURRY_RATIO = 0.3
 #: A layout whose canvas is this many times larger than the photos together is a failed estimate.
 MAX_CANVAS_RATIO = 6.0
+#: Photos that turn less than this share of one photo's field of view (near-duplicates: a pair overlapping
+#: by 88 % turns 0.12 of it) make a flat, rectilinear result: a panorama viewer would add nothing.
+NARROW_TURN = 0.4
 #: Feathering across seams, as a fraction of a photo's width.
 FEATHER_FRACTION = 0.006
 
@@ -130,6 +133,7 @@ class _Registration:
     projection: Projection
     rois: list[Rect]  # working-resolution output rectangles of cameras.indices
     dropped: dict[int, tuple[str, dict[str, Any]]]
+    focal: dict[str, Any] | None = None  # where the focal length came from (rotation model)
 
 
 def stitch(photos: Sequence[Photo], settings: Mapping[str, Any], options: StitchOptions | None = None,
@@ -203,7 +207,10 @@ def _register(working: list[WorkingImage | None], options: StitchOptions,
     for i in readable:
         diagnostics.photos[i].sharpness = sharpness(grays[i])
     detectors = DETECTORS if options.detector == "auto" else (options.detector,)
-    models = {"auto": ("rotation", "affine"), "flat": ("affine",)}.get(options.projection, ("rotation",))
+    models = {"auto": ("rotation", "affine"), "flat": ("rotation", "affine")}.get(options.projection, ("rotation",))
+    exif_focals = {i: working[i].working_focal for i in readable  # type: ignore[union-attr]
+                   if working[i].working_focal is not None}  # type: ignore[union-attr]
+    rejected_focal: dict[str, Any] | None = None
 
     best: _Registration | None = None
     failure: dict[int, tuple[str, dict[str, Any]]] = {}
@@ -214,8 +221,11 @@ def _register(working: list[WorkingImage | None], options: StitchOptions,
         candidates = [i for i in readable if i not in duplicates]
         for model in models:
             model_pairs = pairs if model == "rotation" else matching.reverify(pairs, features, "affine")
-            attempt, dropped = _estimate(detector, features, model_pairs, candidates, model, options)
+            attempt, dropped, focal = _estimate(detector, features, model_pairs, candidates, model, options,
+                                                exif_focals)
             dropped.update(duplicates)
+            if model == "rotation" and focal is not None and focal["source"] == "rejected":
+                rejected_focal = rejected_focal or focal
             if attempt is None:
                 failure = failure or dropped
                 continue
@@ -240,6 +250,14 @@ def _register(working: list[WorkingImage | None], options: StitchOptions,
         diagnostics.photos[index].features = len(features) if index in readable else None
     diagnostics.detector = best.detector
     diagnostics.projection = best.projection.kind
+    if best.cameras.model == "rotation":
+        diagnostics.focal = best.focal
+    elif rejected_focal is not None:
+        diagnostics.focal = {**rejected_focal, "source": "none", "photo_hfov": None}
+        diagnostics.notes.append(
+            "The focal length could not be told from these photos (they overlap almost completely, or the "
+            "camera moved rather than turned, and they carry no usable EXIF focal length), so they were "
+            "stitched flat.")
     return best
 
 
@@ -263,9 +281,10 @@ def _find_duplicates(features: list[Features], pairs: dict[tuple[int, int], matc
 
 
 def _estimate(detector: str, features: list[Features], pairs: dict[tuple[int, int], matching.PairMatch],
-              candidates: list[int], model: str, options: StitchOptions
-              ) -> tuple[_Registration | None, dict[int, tuple[str, dict[str, Any]]]]:
-    """Cameras for the biggest consistent group, and why the other photos were left out.
+              candidates: list[int], model: str, options: StitchOptions, exif_focals: dict[int, float]
+              ) -> tuple[_Registration | None, dict[int, tuple[str, dict[str, Any]]], dict[str, Any] | None]:
+    """Cameras for the biggest consistent group, why the other photos were left out, and (rotation
+    model) where the focal length came from.
 
     Photos that break the camera model are dropped one at a time (the worst first) and the cameras
     estimated again without them.
@@ -274,9 +293,12 @@ def _estimate(detector: str, features: list[Features], pairs: dict[tuple[int, in
     dropped: dict[int, tuple[str, dict[str, Any]]] = {}
     group = camera_stage.largest_component(candidates, pairs, threshold)
     registration: _Registration | None = None
+    focal: dict[str, Any] | None = None
     while len(group) >= 2:
         if model == "rotation":
             cameras = camera_stage.estimate_rotation(features, pairs, group, threshold)
+            if cameras is not None:
+                cameras, focal = _settle_focal(cameras, features, pairs, group, exif_focals, options)
         else:
             cameras = camera_stage.estimate_affine(features, pairs, group, threshold)
         if cameras is None:
@@ -285,7 +307,7 @@ def _estimate(detector: str, features: list[Features], pairs: dict[tuple[int, in
         if misfit is None:
             layout = _choose_projection(cameras, features, options)
             if layout is not None:
-                registration = _Registration(detector, features, pairs, cameras, *layout, dropped)
+                registration = _Registration(detector, features, pairs, cameras, *layout, dropped, focal)
             break
         dropped[misfit] = ("moved", {})
         group = camera_stage.largest_component([i for i in group if i != misfit], pairs, threshold)
@@ -293,7 +315,48 @@ def _estimate(detector: str, features: list[Features], pairs: dict[tuple[int, in
     for index in candidates:
         if index not in used and index not in dropped:
             dropped[index] = (_unmatched_reason(features[index]), {})
-    return registration, dropped
+    return registration, dropped, focal
+
+
+#: An estimated focal length within this factor of the EXIF one is believed; further off, EXIF wins.
+EXIF_AGREEMENT = 1.3
+
+
+def _settle_focal(cameras: camera_stage.Cameras, features: list[Features],
+                  pairs: dict[tuple[int, int], matching.PairMatch], group: list[int], exif_focals: dict[int, float],
+                  options: StitchOptions) -> tuple[camera_stage.Cameras | None, dict[str, Any]]:
+    """Check the estimated focal length and replace it by EXIF's, or reject the rotation model.
+
+    The estimate is believed when the photos show perspective (see :func:`cameras.focal_is_observable`),
+    every photo's field of view is plausible, and it agrees with EXIF where EXIF gives one. Otherwise the
+    EXIF focal length is used (fixed, only the rotations refined); without EXIF the rotation model is
+    rejected (``None``) so the flat model takes over, unless a curved projection was asked for.
+    """
+    threshold = options.confidence_threshold
+    widths = [features[i].image_size[0] for i in group]
+    hfovs = [camera_stage.photo_hfov(f, w) for f, w in zip(cameras.focals, widths, strict=True)]
+    observable = camera_stage.focal_is_observable(features, pairs, group, threshold)
+    low, high = camera_stage.PLAUSIBLE_HFOV
+    plausible = observable and all(low <= h <= high for h in hfovs)
+    info: dict[str, Any] = {"source": "estimated", "perspective": observable,
+                            "estimated_photo_hfov": round(float(np.median(hfovs)), 1),
+                            "photo_hfov": round(float(np.median(hfovs)), 1)}
+    known = [exif_focals.get(i) for i in group]
+    if all(k is not None for k in known):
+        exif_hfov = float(np.median([camera_stage.photo_hfov(k, w) for k, w in zip(known, widths, strict=True)]))
+        info["exif_photo_hfov"] = round(exif_hfov, 1)
+        agrees = abs(math.log(cameras.median_focal / float(np.median(known)))) <= math.log(EXIF_AGREEMENT)
+        if plausible and agrees:
+            return cameras, info
+        fixed = camera_stage.estimate_rotation(features, pairs, group, threshold,
+                                               focals=[float(k) for k in known])  # type: ignore[arg-type]
+        if fixed is not None:
+            return fixed, {**info, "source": "exif", "photo_hfov": round(exif_hfov, 1)}
+    if plausible:
+        return cameras, info
+    if options.projection in {"spherical", "cylindrical"}:
+        return cameras, {**info, "source": "estimated_uncertain"}
+    return None, {**info, "source": "rejected"}
 
 
 def _unmatched_reason(features: Features) -> str:
@@ -308,10 +371,14 @@ def _matching_could_do_better(registration: _Registration) -> bool:
 def _choose_projection(cameras: camera_stage.Cameras, features: list[Features], options: StitchOptions
                        ) -> tuple[Projection, list[Rect]] | None:
     """The first projection whose layout is sane: spherical, then cylindrical (plane for affine cameras)."""
-    if cameras.model == "affine":
-        kinds: tuple[str, ...] = ("plane",)
+    if cameras.model == "affine" or options.projection == "flat":
+        kinds: tuple[str, ...] = ("plane",)  # rotation cameras on a plane: a rectilinear mosaic, lines straight
     elif options.projection in {"spherical", "cylindrical"}:
         kinds = (options.projection,)
+    elif _turn_degrees(cameras) < NARROW_TURN * float(np.median(
+            [camera_stage.photo_hfov(f, features[i].image_size[0]) for f, i in zip(cameras.focals, cameras.indices,
+                                                                                     strict=True)])):
+        kinds = ("plane", "spherical", "cylindrical")  # hardly wider than one photo: keep its lines straight
     else:
         kinds = ("spherical", "cylindrical")
     scale = cameras.median_focal if cameras.model == "rotation" else 1.0
@@ -326,6 +393,13 @@ def _choose_projection(cameras: camera_stage.Cameras, features: list[Features], 
         if sane:
             return projection, rois
     return None
+
+
+def _turn_degrees(cameras: camera_stage.Cameras) -> float:
+    """The largest angle between two photos' viewing directions (rotation model)."""
+    directions = [r[:, 2] / np.linalg.norm(r[:, 2]) for r in cameras.R]
+    return max(math.degrees(math.acos(float(np.clip(a @ b, -1.0, 1.0))))
+               for k, a in enumerate(directions) for b in directions[k + 1:])
 
 
 def _working_camera(cameras: camera_stage.Cameras, position: int, features: list[Features]) -> Camera:
