@@ -72,20 +72,37 @@ class Compositor:
         return cv2.compare(self.weight_sum, 0.0, cv2.CMP_GT)
 
     def add_correction(self, low_correction: np.ndarray, low_rect: Rect, low_to_full: float) -> None:
-        """Add a low-resolution float correction (covering ``low_rect``) to the covered canvas pixels."""
+        """Add a low-resolution float correction (covering ``low_rect``) to the covered canvas pixels.
+
+        Only the columns of each band where the correction reaches a grey level are touched: it
+        lives along the seams, not across the whole panorama.
+        """
         inverse = 1.0 / low_to_full
         rect = self.rect
+        significant = (np.abs(low_correction).max(axis=2) >= 1.0).astype(np.uint8)
+        significant = cv2.dilate(significant, np.ones((3, 3), np.uint8))
         for top in range(rect.y, rect.bottom, BAND_ROWS):
             band = Rect(rect.x, top, rect.width, min(BAND_ROWS, rect.bottom - top))
-            to_low = np.array([[inverse, 0.0, (band.x + 0.5) * inverse - 0.5 - low_rect.x],
-                               [0.0, inverse, (band.y + 0.5) * inverse - 0.5 - low_rect.y]])
-            correction = cv2.warpAffine(low_correction, to_low, (band.width, band.height),
+            low_rows = slice(max(0, math.floor(band.y * inverse) - low_rect.y - 1),
+                             max(0, math.ceil(band.bottom * inverse) - low_rect.y + 1))
+            low_columns = np.nonzero(significant[low_rows].any(axis=0))[0]
+            if not len(low_columns):
+                continue
+            left = max(band.x, math.floor((low_columns[0] + low_rect.x - 1) * low_to_full))
+            right = min(band.right, math.ceil((low_columns[-1] + low_rect.x + 2) * low_to_full))
+            if right <= left:
+                continue
+            part = Rect(left, band.y, right - left, band.height)
+            to_low = np.array([[inverse, 0.0, (part.x + 0.5) * inverse - 0.5 - low_rect.x],
+                               [0.0, inverse, (part.y + 0.5) * inverse - 0.5 - low_rect.y]])
+            correction = cv2.warpAffine(low_correction, to_low, (part.width, part.height),
                                         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
-            rows = slice(band.y - rect.y, band.bottom - rect.y)
-            covered = self.weight_sum[rows] > 0
-            corrected = cv2.add(self.canvas[rows].astype(np.float32), correction)
-            np.copyto(self.canvas[rows], np.clip(corrected + 0.5, 0, 255).astype(np.uint8),
-                      where=covered[:, :, None])
+            rows = slice(part.y - rect.y, part.bottom - rect.y)
+            columns = slice(part.x - rect.x, part.right - rect.x)
+            covered = cv2.compare(self.weight_sum[rows, columns], 0.0, cv2.CMP_GT)
+            target = self.canvas[rows, columns]
+            updated = cv2.add(target, correction, mask=covered, dtype=cv2.CV_8U)  # saturating
+            np.copyto(target, updated, where=covered[:, :, None] > 0)
 
 
 def multiband_correction(rects: list[Rect], images: list[np.ndarray], masks: list[np.ndarray],

@@ -118,7 +118,7 @@ MAX_FILL = 0.25
 #: Penalties tried, strictest first: an uncovered pixel costs this many covered ones.
 FILL_PENALTIES = (8.0, 4.0, 2.0, 1.0, 0.5)
 #: The rectangle search runs on a mask at most this many pixels on its longer side.
-FRAME_SEARCH_SIDE = 128
+FRAME_SEARCH_SIDE = 96
 
 
 @dataclass(frozen=True)
@@ -131,25 +131,31 @@ class Framing:
 
 
 def best_scoring_rectangle(covered: np.ndarray, penalty: float) -> Rect | None:
-    """The rectangle maximising (covered pixels - ``penalty`` x uncovered pixels) (max-sum submatrix)."""
-    score = np.where(covered, 1.0, -penalty).astype(np.float64)
+    """The rectangle maximising (covered pixels - ``penalty`` x uncovered pixels) (max-sum submatrix).
+
+    Every (top, bottom) row pair at once: their column sums form a (rows, rows, columns) array, and
+    Kadane's maximum-subarray scan runs along the columns for all pairs together.
+    """
+    score = np.where(covered, 1.0, -penalty).astype(np.float32)
     rows, columns = score.shape
-    best = (0.0, None)
-    cumulative = np.vstack([np.zeros((1, columns)), np.cumsum(score, axis=0)])
-    for top in range(rows):
-        sums = cumulative[top + 1:] - cumulative[top]  # (bottoms, columns): column sums of rows top..bottom
-        running = np.zeros(len(sums))
-        start = np.zeros(len(sums), np.int64)
-        for column in range(columns):
-            restart = running <= 0
-            running = np.where(restart, sums[:, column], running + sums[:, column])
-            start = np.where(restart, column, start)
-            bottom = int(np.argmax(running))
-            if running[bottom] > best[0]:
-                best = (float(running[bottom]), (int(start[bottom]), top, column + 1, top + bottom + 1))
-    if best[1] is None:
+    cumulative = np.vstack([np.zeros((1, columns), np.float32), np.cumsum(score, axis=0)])
+    sums = cumulative[None, 1:, :] - cumulative[:-1, None, :]  # [top, bottom, column]: rows top..bottom
+    running = np.zeros((rows, rows), np.float32)
+    start = np.zeros((rows, rows), np.int32)
+    best_value, best = 0.0, None
+    for column in range(columns):
+        restart = running <= 0
+        running = np.where(restart, sums[:, :, column], running + sums[:, :, column])
+        start = np.where(restart, column, start)
+        valid = np.triu(np.ones((rows, rows), bool))  # bottom >= top
+        candidate = np.where(valid, running, -np.inf)
+        flat = int(np.argmax(candidate))
+        if candidate.flat[flat] > best_value:
+            top, bottom = divmod(flat, rows)
+            best_value, best = float(candidate.flat[flat]), (int(start[top, bottom]), top, column + 1, bottom + 1)
+    if best is None:
         return None
-    left, top, right, bottom = best[1]
+    left, top, right, bottom = best
     return Rect(left, top, right - left, bottom - top)
 
 
@@ -217,15 +223,16 @@ def fill_uncovered(canvas: np.ndarray, coverage: np.ndarray, work_pixels: float 
     small copy is processed as a whole; the canvas is written one band of rows at a time. Returns the
     share of pixels filled.
     """
-    missing = coverage == 0
-    share = float(missing.mean())
-    if share == 0.0:
+    missing_count = int(coverage.size - cv2.countNonZero(coverage))
+    if missing_count == 0:
         return 0.0
-    height, width = missing.shape
+    share = missing_count / coverage.size
+    height, width = coverage.shape
     factor = min(1.0, math.sqrt(work_pixels / (width * height)))
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    weight = cv2.resize((~missing).astype(np.float32), size, interpolation=cv2.INTER_AREA)
-    colour = cv2.resize(canvas.astype(np.float32) * (~missing)[:, :, None], size, interpolation=cv2.INTER_AREA)
+    # Uncovered canvas pixels are black, so an area-average of the canvas is already coverage-weighted.
+    weight = cv2.resize(coverage, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    colour = cv2.resize(canvas, size, interpolation=cv2.INTER_AREA).astype(np.float32)
     levels = [(colour, weight)]
     while min(levels[-1][1].shape) > 1 and levels[-1][1].min() < 0.999:
         c, w = levels[-1]
@@ -241,13 +248,16 @@ def fill_uncovered(canvas: np.ndarray, coverage: np.ndarray, work_pixels: float 
         filled = alpha * own + (1.0 - alpha) * coarse
     for top in range(0, height, band_rows):
         bottom = min(height, top + band_rows)
-        band_missing = missing[top:bottom]
-        if not band_missing.any():
+        band_missing = coverage[top:bottom] == 0
+        columns = np.nonzero(band_missing.any(axis=0))[0]
+        if not len(columns):
             continue
+        left, right = int(columns[0]), int(columns[-1]) + 1
         # Canvas pixel (x, y) sits at (x + 0.5) * factor - 0.5 in the small copy.
-        to_small = np.array([[factor, 0.0, 0.5 * factor - 0.5], [0.0, factor, (top + 0.5) * factor - 0.5]])
-        band = cv2.warpAffine(filled, to_small, (width, bottom - top), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REPLICATE)
-        target = canvas[top:bottom]
-        target[band_missing] = np.clip(band[band_missing] + 0.5, 0, 255).astype(np.uint8)
+        to_small = np.array([[factor, 0.0, (left + 0.5) * factor - 0.5], [0.0, factor, (top + 0.5) * factor - 0.5]])
+        band = cv2.warpAffine(filled, to_small, (right - left, bottom - top),
+                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        target = canvas[top:bottom, left:right]
+        where = band_missing[:, left:right]
+        target[where] = np.clip(band[where] + 0.5, 0, 255).astype(np.uint8)
     return share
