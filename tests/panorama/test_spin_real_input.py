@@ -51,6 +51,7 @@ def test_a_hand_held_orbit_is_still_aligned_frame_by_frame() -> None:
     assert summary["mode"] == "per_frame"
 
 
+@pytest.mark.slow
 def test_photos_two_short_of_the_frames_asked_for_repeat_neighbours(tmp_path: Path) -> None:
     photos = sorted(set_photos("civic_52", "*.png"), key=lambda p: int(p.name.removesuffix(".png")))
     turn = [photos[round(k * 52 / 34)] for k in range(34)]  # a turn of 34 views
