@@ -42,6 +42,14 @@ MIN_REVOLUTION_CONFIDENCE = 0.5
 MAX_ANALYSED_FRAMES = 2400
 #: Margin around the product, as a fraction of its size.
 FRAMING_MARGIN = 0.12
+#: A turn may be up to this share short of the frames asked for: the missing views repeat a neighbour.
+MAX_REPEATED_SHARE = 0.1
+#: A photo set on a plain backdrop counts as taken with a fixed camera when the product's box keeps its
+#: height within this share of the median and its centre within this share of the frame width...
+FIXED_HEIGHT_SPREAD = 0.15
+FIXED_CENTRE_SPREAD = 0.12
+#: ...and, on a backdrop with detail, when the backdrop changes by less than this (mean grey levels).
+FIXED_BACKDROP_CHANGE = 6.0
 
 
 @dataclass(frozen=True)
@@ -106,9 +114,15 @@ def order_photos(names: Sequence[str], times: Sequence[datetime | None]) -> tupl
 
 
 def even_picks(available: int, wanted: int) -> list[int]:
-    """``wanted`` indices spread evenly over ``available`` items of one full turn."""
-    if wanted >= available:
+    """``wanted`` indices spread evenly over ``available`` items of one full turn.
+
+    When a few views are missing (at most ``MAX_REPEATED_SHARE`` of ``wanted``) neighbours are repeated
+    so the spin still has ``wanted`` frames at even angles; with fewer items, all of them are used.
+    """
+    if wanted > available and available < (1 - MAX_REPEATED_SHARE) * wanted:
         return list(range(available))
+    if wanted >= available:
+        return [math.floor(k * available / wanted) for k in range(wanted)]
     return [round(k * available / wanted) % available for k in range(wanted)]
 
 
@@ -132,7 +146,8 @@ def load_photo_frames(photos: Sequence[SpinPhoto], settings: Mapping[str, Any], 
     picks = [order[k] for k in even_picks(len(order), frames or len(order))]
     sources = [{"photo": photos[i].name, "input_index": i} for i in picks]
     return SpinFrames([images[i] for i in picks], sources, "photos",
-                      {"ordered_by": ordered_by, "photos": len(photos), "requested_frames": frames})
+                      {"ordered_by": ordered_by, "photos": len(photos), "requested_frames": frames,
+                       "repeated_frames": len(picks) - len(set(picks))})
 
 
 # -- turntable video ----------------------------------------------------------------------------------
@@ -259,7 +274,7 @@ def load_video_frames(path: Path, settings: Mapping[str, Any], frames: int, stag
     small = small[: small.size // (small_w * small_h) * small_w * small_h].reshape(-1, small_h, small_w)
     analysis.unlink()
     revolution = detect_revolution(small)
-    if revolution.period < frames:
+    if revolution.period < (1 - MAX_REPEATED_SHARE) * frames:
         raise StitchingError(f"the product turns once in only {revolution.period:.0f} video frames, fewer than the "
                              f"{frames} views asked for; ask for fewer frames or film a slower turn (or at a higher "
                              "frame rate)", code="revolution_too_short")
@@ -288,9 +303,11 @@ def load_video_frames(path: Path, settings: Mapping[str, Any], frames: int, stag
     chosen.unlink()
     images = [by_number[n] for n in numbers]
     sources = [{"video_frame": n, "time": round(n / fps, 3) if fps else None} for n in numbers]
+    repeated = len(numbers) - len(unique)
     details = {"revolution": {"period_frames": round(revolution.period, 2), "fps": round(fps, 3) if fps else None,
                               "seconds": round(revolution.period / fps, 3) if fps else None,
                               "confidence": round(revolution.confidence, 3), "analysed_frames": len(small)},
+               "repeated_frames": repeated,
                "motion_box": None if motion is None else [motion[0] - crop_x, motion[1] - crop_y, motion[2], motion[3]]}
     return SpinFrames(images, sources, "video", details)
 
@@ -388,13 +405,48 @@ def _boxes_on_small_copies(images: list[np.ndarray], side: int = 512) -> list[tu
     return boxes
 
 
+def fixed_camera(images: list[np.ndarray], boxes: list[tuple[int, int, int, int] | None]) -> bool:
+    """Whether a photo set was taken with a fixed camera (a turntable): then one scale and one crop suit
+    every frame, and the product's true change of size with the angle (perspective) is kept.
+
+    On a backdrop with detail the backdrop itself tells: it stays put around the product. On a plain or
+    transparent backdrop the product's box does: with a fixed camera its height changes only with
+    perspective and its centre stays near the turntable's axis; a hand-held camera changes both more.
+    """
+    if len({image.shape[:2] for image in images}) != 1 or any(box is None for box in boxes):
+        return False
+    height, width = images[0].shape[:2]
+    found = [box for box in boxes if box is not None]
+    factor = min(1.0, 160 / width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    backdrop = np.ones((size[1], size[0]), bool)
+    for x, y, w, h in found:
+        grow = 0.05 * max(w, h)
+        x0, y0 = max(0, int((x - grow) * factor)), max(0, int((y - grow) * factor))
+        backdrop[y0:int((y + h + grow) * factor) + 1, x0:int((x + w + grow) * factor) + 1] = False
+    greys = [cv2.resize(cv2.cvtColor(_flatten(image, (255, 255, 255))[:, :, :3], cv2.COLOR_RGB2GRAY), size,
+                        interpolation=cv2.INTER_AREA).astype(np.float32) for image in images]
+    if backdrop.mean() > 0.1:
+        detail = float(np.median([np.abs(cv2.Laplacian(g, cv2.CV_32F))[backdrop].mean() for g in greys]))
+        if detail > 2.0:  # a backdrop with detail: does it stay put?
+            reference = np.median(np.stack(greys), axis=0)
+            change = float(np.median([np.abs(g - reference)[backdrop].mean() for g in greys]))
+            return change < FIXED_BACKDROP_CHANGE
+    heights = np.array([box[3] for box in found], float)
+    centres = np.array([box[0] + box[2] / 2 for box in found], float)
+    return (float(np.max(np.abs(heights / np.median(heights) - 1))) <= FIXED_HEIGHT_SPREAD
+            and float(np.max(np.abs(centres - np.median(centres)))) <= FIXED_CENTRE_SPREAD * width)
+
+
 def frame_on_product(frames: SpinFrames, options: SpinOptions) -> tuple[list[np.ndarray], list[np.ndarray],
                                                                         dict[str, Any]]:
     """Centre and scale every frame on the product; returns frames, their product masks and a summary.
 
     From a video (a fixed camera) one crop around what moves during the turn is used for every frame,
-    so the product never jumps. Photo sets (possibly hand-held) are aligned frame by frame: each frame
-    is scaled so the product has the set's median height and moved so the product is centred.
+    so the product never jumps; so is a photo set taken with a fixed camera (:func:`fixed_camera`), with
+    one crop around all the product's boxes: its size changes with the angle only as much as it truly
+    does. Hand-held photo sets are aligned frame by frame: each frame is scaled so the product has the
+    set's median height and moved so the product is centred.
     """
     reference = frames.images[0]
     height, width = reference.shape[:2]
@@ -404,7 +456,8 @@ def frame_on_product(frames: SpinFrames, options: SpinOptions) -> tuple[list[np.
     fill = options.background_color if options.clean_background else tuple(
         int(v) for v in background_color(_flatten(reference, options.background_color)))
     transforms: list[tuple[float, tuple[float, float]]]
-    if motion or frames.source == "video" or not found:
+    fixed = bool(found) and frames.source == "photos" and fixed_camera(frames.images, boxes)
+    if motion or frames.source == "video" or not found or fixed:
         if motion:  # a fixed camera: what moves during the turn is the product
             x0, y0, x1, y1 = motion[0], motion[1], motion[0] + motion[2], motion[1] + motion[3]
         elif found:

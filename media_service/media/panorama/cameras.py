@@ -26,6 +26,14 @@ MAX_FOCAL_DEVIATION = math.log(1.2)
 MIN_TURN_EIGEN_RATIO = 0.01
 #: Largest accepted median reprojection error of a photo, as a fraction of the image diagonal.
 MAX_REPROJECTION_ERROR = 0.02
+#: A photo's horizontal field of view must lie in this range (degrees) for an estimated focal length to be
+#: believed: from a 5x telephoto to an ultra-wide lens.
+PLAUSIBLE_HFOV = (8.0, 120.0)
+#: A pair shows perspective (and so pins the focal length down) when its homography departs from the best
+#: affine map by at least this share of the image diagonal at the corners, and explains the matches at
+#: least this many times better.
+MIN_PERSPECTIVE = 0.008
+MIN_PERSPECTIVE_GAIN = 2.0
 
 
 @dataclass
@@ -80,16 +88,28 @@ def _finite(matrices: list[np.ndarray]) -> bool:
 
 
 def estimate_rotation(features: list[Features], pairs: dict[tuple[int, int], PairMatch], indices: list[int],
-                      threshold: float, wave_correction: bool = True) -> Cameras | None:
-    """Rotation-model cameras for ``indices``, or None when estimation or adjustment fails."""
+                      threshold: float, wave_correction: bool = True, focals: list[float] | None = None
+                      ) -> Cameras | None:
+    """Rotation-model cameras for ``indices``, or None when estimation or adjustment fails.
+
+    With ``focals`` (known focal lengths, e.g. from EXIF, in working pixels) those are used and kept
+    fixed: bundle adjustment then only refines the rotations.
+    """
     cv_features = _cv_features(features, indices)
     pairwise = to_cv_pairwise(pairs, indices, threshold)
     ok, cameras = cv2.detail_HomographyBasedEstimator().apply(cv_features, pairwise, None)
     if not ok or len(cameras) != len(indices):
         return None
-    for camera in cameras:
+    for k, camera in enumerate(cameras):
         camera.R = camera.R.astype(np.float32)
-    adjuster = cv2.detail_BundleAdjusterRay()
+        if focals is not None:
+            width, height = features[indices[k]].image_size
+            camera.focal, camera.aspect, camera.ppx, camera.ppy = focals[k], 1.0, width / 2, height / 2
+    if focals is None:
+        adjuster = cv2.detail_BundleAdjusterRay()
+    else:  # the ray adjuster always refines the focal length; the reprojection one obeys the mask
+        adjuster = cv2.detail_BundleAdjusterReproj()
+        adjuster.setRefinementMask(np.zeros((3, 3), np.uint8))
     adjuster.setConfThresh(threshold)
     ok, cameras = adjuster.apply(cv_features, pairwise, cameras)
     if not ok:
@@ -201,3 +221,42 @@ def find_misfit(cameras: Cameras, features: list[Features], pairs: dict[tuple[in
         if ratio > 1 and (worst is None or ratio > worst[0]):
             worst = (ratio, index)
     return None if worst is None else worst[1]
+
+
+def photo_hfov(focal: float, width: int) -> float:
+    """Horizontal field of view in degrees of a photo ``width`` pixels wide at focal length ``focal`` (pixels)."""
+    return math.degrees(2 * math.atan(width / (2 * focal)))
+
+
+def shows_perspective(pair: PairMatch, features: list[Features]) -> bool:
+    """Whether the pair's matches need a homography, i.e. are not explained by an affine map as well.
+
+    Two photos related by a shift (crops of one photo, a camera moved sideways, a tiny turn) carry no
+    information about the focal length: any value fits, and the estimator's is noise.
+    """
+    if pair.transform is None or pair.inliers is None or pair.num_inliers < 8:
+        return False
+    width, height = features[pair.i].image_size
+    centre = np.array([width / 2, height / 2])
+    src = (features[pair.i].points[pair.query[pair.inliers]] - centre).astype(np.float64)
+    dst = (features[pair.j].points[pair.train[pair.inliers]] - centre).astype(np.float64)
+    design = np.column_stack([src, np.ones(len(src))])
+    affine, *_ = np.linalg.lstsq(design, dst, rcond=None)
+    affine_error = float(np.median(np.linalg.norm(design @ affine - dst, axis=1)))
+    projected = cv2.perspectiveTransform(src.reshape(1, -1, 2), pair.transform)[0]
+    homography_error = float(np.median(np.linalg.norm(projected - dst, axis=1)))
+    corners = np.array([[-width / 2, -height / 2], [width / 2, -height / 2], [width / 2, height / 2],
+                        [-width / 2, height / 2]], np.float64)
+    by_homography = cv2.perspectiveTransform(corners.reshape(1, -1, 2), pair.transform)[0]
+    by_affine = np.column_stack([corners, np.ones(4)]) @ affine
+    departure = float(np.max(np.linalg.norm(by_homography - by_affine, axis=1)))
+    return (departure >= MIN_PERSPECTIVE * math.hypot(width, height)
+            and affine_error >= MIN_PERSPECTIVE_GAIN * max(homography_error, 0.1))
+
+
+def focal_is_observable(features: list[Features], pairs: dict[tuple[int, int], PairMatch], indices: list[int],
+                        threshold: float) -> bool:
+    """Whether any confident pair among ``indices`` shows enough perspective to pin the focal length down."""
+    members = set(indices)
+    return any(shows_perspective(pair, features) for (i, j), pair in pairs.items()
+               if i in members and j in members and pair.confidence >= threshold)

@@ -26,7 +26,13 @@ REASONS: dict[str, str] = {
 #: Warnings about photos that were used anyway.
 WARNINGS: dict[str, str] = {
     "blurry": "it looks blurry compared with the others; the panorama may look soft there",
+    "cropped": "only {percent} % of it is in the panorama (the photos do not line up, so the edges were cut); "
+               "hold the phone level and at the same height for every shot",
 }
+#: A photo that keeps less than this share of itself in the output is named in a warning.
+WARN_KEPT_BELOW = 0.8
+#: A photo that keeps less than this share is "mostly cut away": the summary never says it was simply used.
+MOSTLY_CUT_BELOW = 0.5
 
 
 def _sentence(text: str) -> str:
@@ -45,12 +51,14 @@ class PhotoDiagnostic:
     warnings: list[str] = field(default_factory=list)
     sharpness: float | None = None
     features: int | None = None
+    kept_fraction: float | None = None  # share of the photo that is in the output (None: not used)
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "name": self.name, "used": self.used, "reason": self.reason,
                 "message": self.message, "warnings": self.warnings,
                 "sharpness": None if self.sharpness is None else round(self.sharpness, 1),
-                "features": self.features}
+                "features": self.features,
+                "kept_fraction": None if self.kept_fraction is None else round(self.kept_fraction, 3)}
 
 
 @dataclass
@@ -61,6 +69,8 @@ class StitchDiagnostics:
     detector: str | None = None
     projection: str | None = None
     notes: list[str] = field(default_factory=list)
+    focal: dict[str, Any] | None = None  # where the focal length came from and the photos' field of view
+    filled_fraction: float = 0.0  # share of the output no photo covers (filled in)
 
     @classmethod
     def for_names(cls, names: list[str]) -> StitchDiagnostics:
@@ -80,9 +90,15 @@ class StitchDiagnostics:
         photo.used, photo.reason = False, reason
         photo.message = f"{_sentence(self.label(index))} was left out: {advice}."
 
-    def warn(self, index: int, warning: str) -> None:
+    def warn(self, index: int, warning: str, **values: Any) -> None:
         self.photos[index].warnings.append(
-            f"{_sentence(self.label(index))}: {WARNINGS[warning]}.")
+            f"{_sentence(self.label(index))}: {WARNINGS[warning].format(**values)}.")
+
+    def keep(self, index: int, fraction: float) -> None:
+        """Record how much of a used photo the output shows; warn when much of it was cut away."""
+        self.photos[index].kept_fraction = fraction
+        if fraction < WARN_KEPT_BELOW:
+            self.warn(index, "cropped", percent=round(100 * fraction))
 
     @property
     def used(self) -> list[int]:
@@ -92,7 +108,12 @@ class StitchDiagnostics:
         """One merchant-facing paragraph: what was used and what to reshoot."""
         dropped = [p for p in self.photos if not p.used]
         used = len(self.photos) - len(dropped)
-        if not dropped:
+        cut = [p for p in self.photos if p.used and p.kept_fraction is not None and p.kept_fraction < MOSTLY_CUT_BELOW]
+        if cut:
+            names = ", ".join(self.label(p.index) for p in cut)
+            text = (f"{used} of {len(self.photos)} photos were aligned, but most of {names} had to be cut away."
+                    + "".join(f" {p.message}" for p in dropped if p.message))
+        elif not dropped:
             text = f"All {used} photos were used."
         else:
             text = f"{used} of {len(self.photos)} photos were used. " + " ".join(
@@ -102,5 +123,6 @@ class StitchDiagnostics:
 
     def to_dict(self) -> dict[str, Any]:
         return {"summary": self.summary(), "detector": self.detector, "projection": self.projection,
-                "used": len(self.used), "total": len(self.photos), "notes": self.notes,
+                "used": len(self.used), "total": len(self.photos), "notes": self.notes, "focal": self.focal,
+                "filled_fraction": round(self.filled_fraction, 4),
                 "photos": [p.to_dict() for p in self.photos]}

@@ -23,6 +23,43 @@ from media_service.errors import InvalidMedia, UnsupportedMediaType
 from media_service.media.ingest.facts import setting
 
 _SWAPPED_ORIENTATIONS = {5, 6, 7, 8}
+#: Diagonal of a 35 mm film frame (36 x 24 mm): what "35 mm-equivalent" focal lengths are relative to.
+FILM_DIAGONAL_MM = 43.267
+#: Millimetres per FocalPlaneResolutionUnit (EXIF: 2 inch, 3 cm, 4 mm, 5 micrometre).
+_UNIT_MM = {2: 25.4, 3: 10.0, 4: 1.0, 5: 0.001}
+
+
+def _rational(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return 0.0
+    return number if math.isfinite(number) and number > 0 else 0.0
+
+
+def exif_focal_pixels(exif: Image.Exif, stored_size: tuple[int, int]) -> float | None:
+    """The focal length in pixels of the stored image, from EXIF, or None when EXIF does not say enough.
+
+    The 35 mm-equivalent focal length (relative to the 43.3 mm film diagonal) is used when present;
+    otherwise the focal length in mm with the focal plane's resolution (pixels per unit on the sensor,
+    for an image of PixelXDimension pixels: scaled when the file was resized since).
+    """
+    try:
+        details = exif.get_ifd(0x8769)
+    except Exception:  # a broken EXIF block is ignored, as browsers do
+        return None
+    width, height = stored_size
+    equivalent = _rational(details.get(0xA405))
+    if equivalent:
+        return equivalent * math.hypot(width, height) / FILM_DIAGONAL_MM
+    focal_mm = _rational(details.get(0x920A))
+    resolution = _rational(details.get(0xA20E))
+    if focal_mm and resolution:
+        unit = _UNIT_MM.get(int(_rational(details.get(0xA210)) or 2), 25.4)
+        exif_width = _rational(details.get(0xA002))
+        resized = width / exif_width if exif_width else 1.0
+        return focal_mm * resolution / unit * resized
+    return None
 
 
 @dataclass(frozen=True)
@@ -31,6 +68,12 @@ class WorkingImage:
 
     rgb: np.ndarray
     full_size: tuple[int, int]  # (width, height) after EXIF rotation
+    exif_focal: float | None = None  # focal length in full-resolution pixels from EXIF, when it says enough
+
+    @property
+    def working_focal(self) -> float | None:
+        """The EXIF focal length in working pixels (None when EXIF does not give it)."""
+        return None if self.exif_focal is None else self.exif_focal * self.scale
 
     @property
     def scale(self) -> float:
@@ -63,9 +106,11 @@ def load_working_image(path: str | os.PathLike[str], settings: Mapping[str, Any]
             if width * height > cap:
                 raise InvalidMedia(f"the photo is {width}x{height} pixels; at most {cap:,} pixels are accepted")
             try:
-                orientation = int(image.getexif().get(0x0112, 1))
+                exif = image.getexif()
+                orientation = int(exif.get(0x0112, 1))
+                focal = exif_focal_pixels(exif, (width, height))
             except Exception:  # a broken EXIF block is ignored, as browsers do
-                orientation = 1
+                orientation, focal = 1, None
             full_size = (height, width) if orientation in _SWAPPED_ORIENTATIONS else (width, height)
             scale = min(1.0, math.sqrt(target_pixels / (width * height)))
             if sniffed.pillow_format == "JPEG" and scale < 1.0:
@@ -79,7 +124,7 @@ def load_working_image(path: str | os.PathLike[str], settings: Mapping[str, Any]
         factor = math.sqrt(target_pixels / pixels)
         rgb = cv2.resize(rgb, (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor))),
                          interpolation=cv2.INTER_AREA)
-    return WorkingImage(np.ascontiguousarray(rgb), full_size)
+    return WorkingImage(np.ascontiguousarray(rgb), full_size, focal)
 
 
 def load_full_image(path: str | os.PathLike[str], settings: Mapping[str, Any],

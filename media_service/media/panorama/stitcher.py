@@ -24,8 +24,8 @@ import numpy as np
 from media_service.errors import MediaServiceError
 from media_service.media.panorama import cameras as camera_stage
 from media_service.media.panorama import matching
-from media_service.media.panorama.blending import Compositor
-from media_service.media.panorama.cropping import covered_rectangle, trim_uncovered
+from media_service.media.panorama.blending import Compositor, multiband_correction
+from media_service.media.panorama.cropping import Framing, fill_uncovered, frame_output, trim_uncovered
 from media_service.media.panorama.diagnostics import StitchDiagnostics
 from media_service.media.panorama.errors import StitchingError
 from media_service.media.panorama.exposure import apply_gains, estimate_gains
@@ -38,12 +38,16 @@ Progress = Callable[[float], None]
 
 PROJECTION_OPTIONS = ("auto", "spherical", "cylindrical", "flat")
 DETECTOR_OPTIONS = ("auto", *DETECTORS)
+BLEND_OPTIONS = ("multiband", "feather")
 #: Fewer keypoints than this and a photo is called featureless when it cannot be matched.
 FEATURELESS_BELOW = 60
 #: A photo this much less sharp than the set's median is called blurry.
 BLURRY_RATIO = 0.3
 #: A layout whose canvas is this many times larger than the photos together is a failed estimate.
 MAX_CANVAS_RATIO = 6.0
+#: Photos that turn less than this share of one photo's field of view (near-duplicates: a pair overlapping
+#: by 88 % turns 0.12 of it) make a flat, rectilinear result: a panorama viewer would add nothing.
+NARROW_TURN = 0.4
 #: Feathering across seams, as a fraction of a photo's width.
 FEATHER_FRACTION = 0.006
 
@@ -62,7 +66,8 @@ class StitchOptions:
 
     projection: str = "auto"  # auto | spherical | cylindrical | flat
     detector: str = "auto"  # auto | sift | orb
-    crop: bool = True  # crop to the largest fully covered rectangle
+    crop: bool = True  # crop to a rectangle that keeps every photo (False: the whole canvas, black borders)
+    blend: str = "multiband"  # multiband | feather
     work_megapixels: float = 0.6
     seam_megapixels: float = 0.1
     max_output_megapixels: float = 60.0
@@ -75,6 +80,8 @@ class StitchOptions:
             raise ValueError(f"projection must be one of {', '.join(PROJECTION_OPTIONS)}")
         if self.detector not in DETECTOR_OPTIONS:
             raise ValueError(f"detector must be one of {', '.join(DETECTOR_OPTIONS)}")
+        if self.blend not in BLEND_OPTIONS:
+            raise ValueError(f"blend must be one of {', '.join(BLEND_OPTIONS)}")
         if self.seam_finder not in SEAM_FINDERS:
             raise ValueError(f"seam_finder must be one of {', '.join(SEAM_FINDERS)}")
 
@@ -91,6 +98,7 @@ class Panorama:
     canvas_origin: tuple[int, int]  # output coordinates of the canvas's top-left pixel
     diagnostics: StitchDiagnostics
     timings: dict[str, float] = field(default_factory=dict)
+    filled_fraction: float = 0.0  # share of the output that no photo covers, filled with a smooth continuation
 
     @property
     def size(self) -> tuple[int, int]:
@@ -125,6 +133,7 @@ class _Registration:
     projection: Projection
     rois: list[Rect]  # working-resolution output rectangles of cameras.indices
     dropped: dict[int, tuple[str, dict[str, Any]]]
+    focal: dict[str, Any] | None = None  # where the focal length came from (rotation model)
 
 
 def stitch(photos: Sequence[Photo], settings: Mapping[str, Any], options: StitchOptions | None = None,
@@ -157,9 +166,11 @@ def stitch(photos: Sequence[Photo], settings: Mapping[str, Any], options: Stitch
     with _FullResolutionLoader(photos, working, registration.cameras.indices, settings, scale) as full_images:
         with _timed(timings, "seams_and_exposure"):  # the first full-resolution photo decodes meanwhile
             plan = _plan_blending(registration, working, options)
+        _record_framing(plan, registration.cameras.indices, diagnostics)
         report(0.45)
         with _timed(timings, "compose"):
             panorama = _compose(registration, plan, full_images, working, scale, options, report)
+    diagnostics.filled_fraction = round(panorama.filled_fraction, 4)
     panorama.diagnostics = diagnostics
     panorama.timings = timings
     report(1.0)
@@ -196,7 +207,10 @@ def _register(working: list[WorkingImage | None], options: StitchOptions,
     for i in readable:
         diagnostics.photos[i].sharpness = sharpness(grays[i])
     detectors = DETECTORS if options.detector == "auto" else (options.detector,)
-    models = {"auto": ("rotation", "affine"), "flat": ("affine",)}.get(options.projection, ("rotation",))
+    models = {"auto": ("rotation", "affine"), "flat": ("rotation", "affine")}.get(options.projection, ("rotation",))
+    exif_focals = {i: working[i].working_focal for i in readable  # type: ignore[union-attr]
+                   if working[i].working_focal is not None}  # type: ignore[union-attr]
+    rejected_focal: dict[str, Any] | None = None
 
     best: _Registration | None = None
     failure: dict[int, tuple[str, dict[str, Any]]] = {}
@@ -207,8 +221,11 @@ def _register(working: list[WorkingImage | None], options: StitchOptions,
         candidates = [i for i in readable if i not in duplicates]
         for model in models:
             model_pairs = pairs if model == "rotation" else matching.reverify(pairs, features, "affine")
-            attempt, dropped = _estimate(detector, features, model_pairs, candidates, model, options)
+            attempt, dropped, focal = _estimate(detector, features, model_pairs, candidates, model, options,
+                                                exif_focals)
             dropped.update(duplicates)
+            if model == "rotation" and focal is not None and focal["source"] == "rejected":
+                rejected_focal = rejected_focal or focal
             if attempt is None:
                 failure = failure or dropped
                 continue
@@ -233,6 +250,14 @@ def _register(working: list[WorkingImage | None], options: StitchOptions,
         diagnostics.photos[index].features = len(features) if index in readable else None
     diagnostics.detector = best.detector
     diagnostics.projection = best.projection.kind
+    if best.cameras.model == "rotation":
+        diagnostics.focal = best.focal
+    elif rejected_focal is not None:
+        diagnostics.focal = {**rejected_focal, "source": "none", "photo_hfov": None}
+        diagnostics.notes.append(
+            "The focal length could not be told from these photos (they overlap almost completely, or the "
+            "camera moved rather than turned, and they carry no usable EXIF focal length), so they were "
+            "stitched flat.")
     return best
 
 
@@ -256,9 +281,10 @@ def _find_duplicates(features: list[Features], pairs: dict[tuple[int, int], matc
 
 
 def _estimate(detector: str, features: list[Features], pairs: dict[tuple[int, int], matching.PairMatch],
-              candidates: list[int], model: str, options: StitchOptions
-              ) -> tuple[_Registration | None, dict[int, tuple[str, dict[str, Any]]]]:
-    """Cameras for the biggest consistent group, and why the other photos were left out.
+              candidates: list[int], model: str, options: StitchOptions, exif_focals: dict[int, float]
+              ) -> tuple[_Registration | None, dict[int, tuple[str, dict[str, Any]]], dict[str, Any] | None]:
+    """Cameras for the biggest consistent group, why the other photos were left out, and (rotation
+    model) where the focal length came from.
 
     Photos that break the camera model are dropped one at a time (the worst first) and the cameras
     estimated again without them.
@@ -267,9 +293,12 @@ def _estimate(detector: str, features: list[Features], pairs: dict[tuple[int, in
     dropped: dict[int, tuple[str, dict[str, Any]]] = {}
     group = camera_stage.largest_component(candidates, pairs, threshold)
     registration: _Registration | None = None
+    focal: dict[str, Any] | None = None
     while len(group) >= 2:
         if model == "rotation":
             cameras = camera_stage.estimate_rotation(features, pairs, group, threshold)
+            if cameras is not None:
+                cameras, focal = _settle_focal(cameras, features, pairs, group, exif_focals, options)
         else:
             cameras = camera_stage.estimate_affine(features, pairs, group, threshold)
         if cameras is None:
@@ -278,7 +307,7 @@ def _estimate(detector: str, features: list[Features], pairs: dict[tuple[int, in
         if misfit is None:
             layout = _choose_projection(cameras, features, options)
             if layout is not None:
-                registration = _Registration(detector, features, pairs, cameras, *layout, dropped)
+                registration = _Registration(detector, features, pairs, cameras, *layout, dropped, focal)
             break
         dropped[misfit] = ("moved", {})
         group = camera_stage.largest_component([i for i in group if i != misfit], pairs, threshold)
@@ -286,7 +315,48 @@ def _estimate(detector: str, features: list[Features], pairs: dict[tuple[int, in
     for index in candidates:
         if index not in used and index not in dropped:
             dropped[index] = (_unmatched_reason(features[index]), {})
-    return registration, dropped
+    return registration, dropped, focal
+
+
+#: An estimated focal length within this factor of the EXIF one is believed; further off, EXIF wins.
+EXIF_AGREEMENT = 1.3
+
+
+def _settle_focal(cameras: camera_stage.Cameras, features: list[Features],
+                  pairs: dict[tuple[int, int], matching.PairMatch], group: list[int], exif_focals: dict[int, float],
+                  options: StitchOptions) -> tuple[camera_stage.Cameras | None, dict[str, Any]]:
+    """Check the estimated focal length and replace it by EXIF's, or reject the rotation model.
+
+    The estimate is believed when the photos show perspective (see :func:`cameras.focal_is_observable`),
+    every photo's field of view is plausible, and it agrees with EXIF where EXIF gives one. Otherwise the
+    EXIF focal length is used (fixed, only the rotations refined); without EXIF the rotation model is
+    rejected (``None``) so the flat model takes over, unless a curved projection was asked for.
+    """
+    threshold = options.confidence_threshold
+    widths = [features[i].image_size[0] for i in group]
+    hfovs = [camera_stage.photo_hfov(f, w) for f, w in zip(cameras.focals, widths, strict=True)]
+    observable = camera_stage.focal_is_observable(features, pairs, group, threshold)
+    low, high = camera_stage.PLAUSIBLE_HFOV
+    plausible = observable and all(low <= h <= high for h in hfovs)
+    info: dict[str, Any] = {"source": "estimated", "perspective": observable,
+                            "estimated_photo_hfov": round(float(np.median(hfovs)), 1),
+                            "photo_hfov": round(float(np.median(hfovs)), 1)}
+    known = [exif_focals.get(i) for i in group]
+    if all(k is not None for k in known):
+        exif_hfov = float(np.median([camera_stage.photo_hfov(k, w) for k, w in zip(known, widths, strict=True)]))
+        info["exif_photo_hfov"] = round(exif_hfov, 1)
+        agrees = abs(math.log(cameras.median_focal / float(np.median(known)))) <= math.log(EXIF_AGREEMENT)
+        if plausible and agrees:
+            return cameras, info
+        fixed = camera_stage.estimate_rotation(features, pairs, group, threshold,
+                                               focals=[float(k) for k in known])  # type: ignore[arg-type]
+        if fixed is not None:
+            return fixed, {**info, "source": "exif", "photo_hfov": round(exif_hfov, 1)}
+    if plausible:
+        return cameras, info
+    if options.projection in {"spherical", "cylindrical"}:
+        return cameras, {**info, "source": "estimated_uncertain"}
+    return None, {**info, "source": "rejected"}
 
 
 def _unmatched_reason(features: Features) -> str:
@@ -301,10 +371,14 @@ def _matching_could_do_better(registration: _Registration) -> bool:
 def _choose_projection(cameras: camera_stage.Cameras, features: list[Features], options: StitchOptions
                        ) -> tuple[Projection, list[Rect]] | None:
     """The first projection whose layout is sane: spherical, then cylindrical (plane for affine cameras)."""
-    if cameras.model == "affine":
-        kinds: tuple[str, ...] = ("plane",)
+    if cameras.model == "affine" or options.projection == "flat":
+        kinds: tuple[str, ...] = ("plane",)  # rotation cameras on a plane: a rectilinear mosaic, lines straight
     elif options.projection in {"spherical", "cylindrical"}:
         kinds = (options.projection,)
+    elif _turn_degrees(cameras) < NARROW_TURN * float(np.median(
+            [camera_stage.photo_hfov(f, features[i].image_size[0]) for f, i in zip(cameras.focals, cameras.indices,
+                                                                                     strict=True)])):
+        kinds = ("plane", "spherical", "cylindrical")  # hardly wider than one photo: keep its lines straight
     else:
         kinds = ("spherical", "cylindrical")
     scale = cameras.median_focal if cameras.model == "rotation" else 1.0
@@ -319,6 +393,13 @@ def _choose_projection(cameras: camera_stage.Cameras, features: list[Features], 
         if sane:
             return projection, rois
     return None
+
+
+def _turn_degrees(cameras: camera_stage.Cameras) -> float:
+    """The largest angle between two photos' viewing directions (rotation model)."""
+    directions = [r[:, 2] / np.linalg.norm(r[:, 2]) for r in cameras.R]
+    return max(math.degrees(math.acos(float(np.clip(a @ b, -1.0, 1.0))))
+               for k, a in enumerate(directions) for b in directions[k + 1:])
 
 
 def _working_camera(cameras: camera_stage.Cameras, position: int, features: list[Features]) -> Camera:
@@ -361,8 +442,10 @@ class _BlendPlan:
     seam_rects: list[Rect]
     weights: list[np.ndarray]
     gains: list[np.ndarray]
-    crop_at_seam_scale: Rect | None
+    framing: Framing | None  # at seam scale; None: the whole canvas
     seam_scale: float  # seam pixels per working pixel
+    correction: np.ndarray | None = None  # multi-band minus feathered blend, low frequencies, seam scale
+    correction_rect: Rect | None = None
 
 
 def _plan_blending(registration: _Registration, working: list[WorkingImage | None],
@@ -384,20 +467,37 @@ def _plan_blending(registration: _Registration, working: list[WorkingImage | Non
     balanced = [apply_gains(image, gain) for image, gain in zip(images, gains, strict=True)]
     seams = find_seams(rects, balanced, masks, options.seam_finder)
     median_width = float(np.median([image.shape[1] for image in images]))
-    weights = soft_weights(seams, max(0.7, FEATHER_FRACTION * median_width))
-    crop = _coverage_crop(rects, masks) if options.crop else None
-    return _BlendPlan(projection, rects, weights, gains, crop, seam_scale)
+    sigma = max(0.7, FEATHER_FRACTION * median_width)
+    weights = soft_weights(seams, sigma)
+    framing = _frame(rects, masks) if options.crop else None
+    plan = _BlendPlan(projection, rects, weights, gains, framing, seam_scale)
+    if options.blend == "multiband" and len(images) > 1:
+        plan.correction, plan.correction_rect = multiband_correction(rects, balanced, masks, weights, sigma)
+    return plan
 
 
-def _coverage_crop(rects: list[Rect], masks: list[np.ndarray]) -> Rect | None:
+def _frame(rects: list[Rect], masks: list[np.ndarray]) -> Framing | None:
+    """The output rectangle (seam scale) and how much of each photo it keeps (see :func:`frame_output`)."""
     canvas = Rect.union(rects)
-    union = np.zeros((canvas.height, canvas.width), np.uint8)
+    placed = []
     for rect, mask in zip(rects, masks, strict=True):
-        region = union[rect.y - canvas.y:rect.bottom - canvas.y, rect.x - canvas.x:rect.right - canvas.x]
-        np.maximum(region, mask, out=region)
-    union = cv2.erode(union, np.ones((3, 3), np.uint8))  # the coarse border is uncertain by a pixel
-    found = covered_rectangle(union)
-    return None if found is None else Rect(found.x + canvas.x, found.y + canvas.y, found.width, found.height)
+        full = np.zeros((canvas.height, canvas.width), bool)
+        full[rect.y - canvas.y:rect.bottom - canvas.y, rect.x - canvas.x:rect.right - canvas.x] = mask > 0
+        placed.append(full)
+    union = np.logical_or.reduce(placed)
+    union = cv2.erode(union.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # the coarse border is uncertain
+    framing = frame_output(union, placed)
+    if framing is None:
+        return None
+    rect = framing.rect
+    return Framing(Rect(rect.x + canvas.x, rect.y + canvas.y, rect.width, rect.height), framing.kept, framing.filled)
+
+
+def _record_framing(plan: _BlendPlan, used: list[int], diagnostics: StitchDiagnostics) -> None:
+    """Each used photo's kept fraction, with a warning for photos the output cuts much of away."""
+    for position, index in enumerate(used):
+        kept = 1.0 if plan.framing is None else plan.framing.kept[position]
+        diagnostics.keep(index, kept)
 
 
 # -- compositing at full resolution -----------------------------------------------------------------------
@@ -455,14 +555,16 @@ def _compose(registration: _Registration, plan: _BlendPlan, full_images: _FullRe
     projection = registration.projection.rescaled(compose_scale / float(np.median(work_scales)))
     to_compose = projection.scale / registration.projection.scale
     canvas = Rect.union(registration.rois).scaled(to_compose)
-    if plan.crop_at_seam_scale is not None:
-        low_to_compose = projection.scale / plan.seam_projection.scale
-        margin = math.ceil(low_to_compose) + 1
-        crop = plan.crop_at_seam_scale.scaled(low_to_compose)
+    low_to_compose = projection.scale / plan.seam_projection.scale
+    if plan.framing is not None:
+        crop = plan.framing.rect.scaled(low_to_compose)
+        # A fully covered rectangle loses a margin (its coarse border is uncertain); one that is filled keeps it.
+        margin = 0 if plan.framing.filled > 0 else math.ceil(low_to_compose) + 1
         target = Rect(crop.x + margin, crop.y + margin, crop.width - 2 * margin, crop.height - 2 * margin)
         if projection.kind != "plane":
             target = Rect(target.x, target.y, min(target.width, math.floor(2 * math.pi * projection.scale)),
                           target.height)
+        target = target.intersect(canvas) or target
     else:
         target = canvas
     if target.width < 8 or target.height < 8:
@@ -470,7 +572,6 @@ def _compose(registration: _Registration, plan: _BlendPlan, full_images: _FullRe
                              "phone held level, turning it sideways between shots", code="no_usable_area")
 
     compositor = Compositor(target, projection)
-    low_to_compose = projection.scale / plan.seam_projection.scale
     for position in range(len(used)):
         image = apply_gains(full_images.take(position), plan.gains[position])
         size = (image.shape[1], image.shape[0])
@@ -480,10 +581,15 @@ def _compose(registration: _Registration, plan: _BlendPlan, full_images: _FullRe
                        low_to_compose)
         del image
         report(0.45 + 0.5 * (position + 1) / len(used))
+    if plan.correction is not None and plan.correction_rect is not None:
+        compositor.add_correction(plan.correction, plan.correction_rect, low_to_compose)
 
     output = compositor.canvas
     crop = Rect(target.x - canvas.x, target.y - canvas.y, target.width, target.height)
-    if options.crop:
+    filled = 0.0
+    if plan.framing is not None and plan.framing.filled > 0:
+        filled = fill_uncovered(output, compositor.coverage())
+    elif options.crop:
         trimmed = trim_uncovered(compositor.coverage())
         output = output[trimmed.y:trimmed.bottom, trimmed.x:trimmed.right]
         crop = Rect(crop.x + trimmed.x, crop.y + trimmed.y, trimmed.width, trimmed.height)
@@ -491,7 +597,7 @@ def _compose(registration: _Registration, plan: _BlendPlan, full_images: _FullRe
         image=np.ascontiguousarray(output), projection=projection.kind,
         pixels_per_radian=None if projection.kind == "plane" else projection.scale,
         canvas_size=(canvas.width, canvas.height), crop=crop, canvas_origin=(canvas.x, canvas.y),
-        diagnostics=StitchDiagnostics([]))
+        diagnostics=StitchDiagnostics([]), filled_fraction=filled)
 
 
 class _timed:
