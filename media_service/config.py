@@ -103,7 +103,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("JOB_POLL_SECONDS", 0.5, float, "How often an idle worker looks for queued jobs."),
     Setting("JOB_MODULES", [], _list, "Extra modules that register job kinds (imported by workers)."),
     # Webhooks
-    Setting("WEBHOOK_TIMEOUT_SECONDS", 5.0, float, "Timeout of one webhook delivery."),
+    Setting("WEBHOOK_TIMEOUT_SECONDS", 5.0, float,
+            "Total deadline of one webhook attempt (resolve, connect, send, answer); slower counts as failed."),
+    Setting("WEBHOOK_MAX_RESPONSE_BYTES", 64 * 1024, int, "Most bytes of a webhook receiver's answer read."),
+    Setting("WEBHOOK_DELIVERY_THREADS", 8, int, "Webhook senders of a worker (off the job supervisor's loop)."),
+    Setting("WEBHOOK_RECEIVER_CONCURRENCY", 2, int,
+            "Most attempts at once to one receiver (scheme://host:port) per process: a slow one delays only itself."),
     Setting("WEBHOOK_MAX_ATTEMPTS", 8, int, "Deliveries tried before a webhook event is given up."),
     Setting("WEBHOOK_BACKOFF_SECONDS", 2.0, float, "First retry delay; doubles on each attempt."),
     Setting("WEBHOOK_ALLOW_PRIVATE_NETWORKS", False, _bool,

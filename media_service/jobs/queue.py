@@ -28,6 +28,7 @@ from media_service.jobs.base import (
     kind_for,
 )
 from media_service.models import Job, utcnow
+from media_service.webhooks.outbox import record_job_event
 
 _NEW_JOBS = "media_service.new_jobs"
 
@@ -136,14 +137,12 @@ def finish(session: Session, job_id: str, owner: str, state: str, *, result: dic
     job = session.get(Job, job_id, populate_existing=True)
     orphaned: tuple[str, ...] = ()
     if job is not None:
-        from media_service.jobs.webhooks import record_job_event
-
         registered = kind_for(job.kind)
         if state == SUCCEEDED and registered is not None and registered.on_success is not None:
             orphaned = tuple(registered.on_success(session, job))
         if orphaned:
             job.result = {**(job.result or {}), "outputs_discarded": "what this job made for was deleted meanwhile"}
-        record_job_event(session, job)
+        record_job_event(session, job, job_to_dict(job))
     session.commit()
     return Finished(recorded=True, orphaned=orphaned)
 
@@ -179,9 +178,9 @@ def reconcile_expired(session: Session) -> list[str]:
         if moved.rowcount == 1:
             changed.append(job.id)
             if values.get("state") in FINISHED_STATES:
-                from media_service.jobs.webhooks import record_job_event
-
-                record_job_event(session, session.get(Job, job.id, populate_existing=True))
+                ended = session.get(Job, job.id, populate_existing=True)
+                if ended is not None:
+                    record_job_event(session, ended, job_to_dict(ended))
     session.commit()
     return changed
 
