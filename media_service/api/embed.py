@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 from flask import Blueprint, Response, current_app, g, render_template, request, url_for
 from sqlalchemy import func, select
 
-from media_service.api.common import json_body
+from media_service.api.common import ascii_digits, json_body
 from media_service.auth import current_merchant_id, require
 from media_service.db import begin_write, get_session
 from media_service.embed import (
@@ -220,7 +220,7 @@ def iframe_page(target_id: str) -> Response:
 
 def _size_arg(name: str, default: int) -> int:
     value = request.args.get(name) or str(default)
-    if not value.isdigit() or not 1 <= int(value) <= 100_000:
+    if not ascii_digits(value, 6) or not 1 <= int(value) <= 100_000:
         raise BadRequest(f"{name} must be a whole number of pixels", code="invalid_size")
     return min(int(value), 1920)
 
@@ -231,8 +231,12 @@ def oembed() -> Any:
     url = request.args.get("url", "")
     if request.args.get("format", "json") != "json":
         raise MediaServiceError("only format=json is served", code="oembed_format", status=501)
-    parts = urlsplit(url)
-    if normalise_origin(f"{parts.scheme}://{parts.netloc}") != _own_origin() or not parts.path.startswith("/embed/"):
+    try:
+        parts = urlsplit(url)
+        origin = normalise_origin(f"{parts.scheme}://{parts.netloc}")
+    except (ValueError, BadRequest):
+        raise NotFound("this URL is not an embed of this service", code="not_an_embed") from None
+    if origin != _own_origin() or not parts.path.startswith("/embed/"):
         raise NotFound("this URL is not an embed of this service", code="not_an_embed")
     target_id = parts.path.removeprefix("/embed/")
     token = parse_qs(parts.query).get("token", [""])[0]

@@ -79,6 +79,11 @@ def check_packets(path: str | os.PathLike[str], demuxer: str | None, settings: M
     if any(marker in result.stderr_tail.lower() for marker in TRUNCATION_MARKERS):
         raise _truncated()
     end = result.out_time
+    if end is not None and end <= 0 and expected_duration:
+        # The index promises media but no packet could be read: empty sample tables, or samples that live
+        # in another file (a reference movie's data reference; such references are never followed).
+        raise InvalidMedia("the file holds no readable video or audio data: its samples are missing or stored "
+                           f"in another file; {EXPORT_HINT} as one self-contained file", reason="no_media_data")
     if expected_duration and end is not None:
         missing = expected_duration - end
         if missing > max(1.0, END_TOLERANCE * expected_duration):

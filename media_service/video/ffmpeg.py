@@ -321,7 +321,9 @@ def run_ffmpeg(args: list[str], *, timeout: float, binary: str = "ffmpeg", durat
                 block = None
             if block is not None:
                 last_block = block
-                out_time = _parse_out_time(block) or out_time
+                parsed = _parse_out_time(block)
+                if parsed is not None:  # 0.0 is a real answer: nothing was written (no readable packets)
+                    out_time = parsed
                 if on_progress is not None and duration and duration > 0 and out_time is not None:
                     fraction = min(max(out_time / duration, 0.0), 1.0)
                     if fraction > reported and block.get("progress") != "end":
