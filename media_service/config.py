@@ -87,6 +87,16 @@ SETTINGS: tuple[Setting, ...] = (
     # Validation of what comes in
     Setting("MAX_IMAGE_PIXELS", 100_000_000, int, "Largest image accepted, in pixels (width x height)."),
     Setting("MAX_GIF_FRAMES", 1000, int, "Most frames accepted in an animated image."),
+    Setting("MAX_JPEG_SCANS", 100, int,
+            "Most scans in a JPEG (progressive files have about 10); counted before decoding, more is refused."),
+    Setting("IMAGE_HEAVY_PIXELS", 16_000_000, int,
+            "Images above this many pixels are validated the memory-bounded way (JPEG at 1/8 scale, PNG "
+            "streamed row by row) and count against IMAGE_HEAVY_VALIDATIONS."),
+    Setting("IMAGE_HEAVY_VALIDATIONS", 2, int,
+            "Heavy image validations at once per process; more wait (up to 30 s, then 429)."),
+    Setting("IMAGE_DECODE_TIMEOUT_SECONDS", 20.0, float,
+            "Wall-clock (and CPU) limit of decoding one heavy image at upload; it runs in a child process."),
+    Setting("IMAGE_DECODE_MEMORY_MB", 1536, int, "Address-space limit of that child process, in MiB."),
     Setting("MAX_VIDEO_PIXELS", 4096 * 4096, int, "Largest video frame accepted, in pixels (width x height)."),
     Setting("MAX_VIDEO_SECONDS", 3600.0, float, "Longest video accepted, in seconds."),
     Setting("MAX_VIDEO_STREAMS", 16, int, "Most streams (video, audio, subtitles, data) in an accepted video."),
