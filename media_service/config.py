@@ -99,6 +99,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("IMAGE_DECODE_MEMORY_MB", 1536, int, "Address-space limit of that child process, in MiB."),
     Setting("MAX_VIDEO_PIXELS", 4096 * 4096, int, "Largest video frame accepted, in pixels (width x height)."),
     Setting("MAX_VIDEO_SECONDS", 3600.0, float, "Longest video accepted, in seconds."),
+    Setting("MAX_VIDEO_SIDE", 8192, int, "Longest side of an accepted video frame, in pixels (the ladder's limit)."),
+    Setting("MIN_VIDEO_SIDE", 16, int, "Shortest side of an accepted video frame, in pixels."),
+    Setting("MAX_VIDEO_ASPECT", 4.0, float,
+            "Most elongated frame accepted (long side / short side); 21:9 is 2.33. Past it the ladder's "
+            "renditions would be a few pixels thin."),
     Setting("MAX_VIDEO_STREAMS", 16, int, "Most streams (video, audio, subtitles, data) in an accepted video."),
     Setting("PROBE_TIMEOUT_SECONDS", 30.0, float, "Wall-clock limit of one ffprobe/packet check run."),
     Setting("FFMPEG_BINARY", "ffmpeg", str, "ffmpeg executable."),

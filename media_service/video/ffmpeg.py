@@ -200,6 +200,37 @@ def _program_name(binary: str) -> str:
     return os.path.basename(binary) or binary
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+@functools.cache
+def _libc() -> Any:
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+def _die_with(parent_pid: int) -> Callable[[], None]:
+    """A ``preexec_fn`` that makes the kernel SIGKILL the child when the process that started it dies.
+
+    ffmpeg runs in its own session (so a timeout can kill its whole group), which also means a SIGKILLed
+    job process would leave it running until its next failed write; with this it dies with the job.
+    The caller waits for the child in the thread that started it, so the thread cannot end first.
+    """
+    libc = _libc()
+
+    def apply() -> None:
+        if libc is not None:
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:  # the parent died before the request took effect
+            os._exit(1)
+
+    return apply
+
+
 class _Run:
     """One child process with the shared kill/timeout/stderr handling."""
 
@@ -211,7 +242,7 @@ class _Run:
         try:
             self.proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                start_new_session=True, close_fds=True,
+                start_new_session=True, close_fds=True, preexec_fn=_die_with(os.getpid()),
             )
         except OSError as exc:
             raise FFmpegError(
