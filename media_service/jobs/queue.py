@@ -27,8 +27,8 @@ from media_service.jobs.base import (
     current_executor,
     kind_for,
 )
-from media_service.jobs.webhooks import record_job_event
 from media_service.models import Job, WorkerHeartbeat, utcnow
+from media_service.webhooks.outbox import record_job_event
 
 _NEW_JOBS = "media_service.new_jobs"
 
@@ -142,7 +142,7 @@ def finish(session: Session, job_id: str, owner: str, state: str, *, result: dic
             orphaned = tuple(registered.on_success(session, job))
         if orphaned:
             job.result = {**(job.result or {}), "outputs_discarded": "what this job made for was deleted meanwhile"}
-        record_job_event(session, job)
+        record_job_event(session, job, job_to_dict(job))
     session.commit()
     return Finished(recorded=True, orphaned=orphaned)
 
@@ -178,7 +178,9 @@ def reconcile_expired(session: Session) -> list[str]:
         if moved.rowcount == 1:
             changed.append(job.id)
             if values.get("state") in FINISHED_STATES:
-                record_job_event(session, session.get(Job, job.id, populate_existing=True))
+                ended = session.get(Job, job.id, populate_existing=True)
+                if ended is not None:
+                    record_job_event(session, ended, job_to_dict(ended))
     session.commit()
     return changed
 

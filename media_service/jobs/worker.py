@@ -2,8 +2,9 @@
 
 Each job process claims one job at a time from the job table, runs it while a heartbeat thread renews
 its lease, and records the outcome. The supervisor restarts job processes that die and runs the
-housekeeping: re-queueing jobs whose lease expired (their process was killed), delivering webhooks and
-removing expired uploads. Any number of workers, on any number of machines sharing the database, can run
+housekeeping: re-queueing jobs whose lease expired (their process was killed) and removing expired
+uploads. Webhooks are delivered by the outbox dispatcher on its own thread and sender pool, so a slow
+receiver can never hold this loop. Any number of workers, on any number of machines sharing the database, can run
 side by side.
 """
 
@@ -38,11 +39,11 @@ from media_service.jobs.base import (
     load_job_modules,
     register_job_kinds,
 )
-from media_service.jobs.webhooks import deliver_due
 from media_service.media.ingest.images import configure_image_limits
 from media_service.models import WorkerHeartbeat, utcnow
 from media_service.storage import make_storage
 from media_service.storage.base import storage_full_as_error
+from media_service.webhooks.outbox import OutboxDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class _RunningJob:
         self.lease_lost = False
         self._stop = threading.Event()
         self._last_write = 0.0
+        self._last_seen = time.monotonic()
         self._written_progress = -1.0
         self._thread = threading.Thread(target=self._heartbeat, daemon=True, name=f"heartbeat-{job_id}")
 
@@ -76,6 +78,11 @@ class _RunningJob:
         with self.db.session() as session:
             status = queue.renew_lease(session, self.job_id, self.owner, self.settings["JOB_LEASE_SECONDS"],
                                        self.progress)
+            if time.monotonic() - self._last_seen >= 5.0:  # a long job still counts as a live worker (health)
+                begin_write(session)
+                session.execute(update(WorkerHeartbeat).where(WorkerHeartbeat.id == self.owner).values(
+                    seen_at=utcnow()))
+                self._last_seen = time.monotonic()
         self._written_progress = self.progress if self.progress is not None else self._written_progress
         self._last_write = time.monotonic()
         self.cancel_requested = status.cancel_requested
@@ -106,21 +113,35 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+_TERMINATION = {signal.SIGTERM, signal.SIGINT}
+
+
 def run_one(db: Database, settings: Mapping[str, Any], owner: str) -> str | None:
-    """Claim and run one job; returns its id, or None when the queue was empty."""
-    with db.session() as session:
-        job = queue.claim_next(session, owner, settings["JOB_LEASE_SECONDS"])
-        if job is None:
-            return None
-        job_id, kind, params, merchant_id = job.id, job.kind, dict(job.params), job.merchant_id
-        begin_write(session)
-        session.execute(update(WorkerHeartbeat).where(WorkerHeartbeat.id == owner).values(
-            current_job_id=job_id, seen_at=utcnow()))
-    log.info("job %s (%s) started by %s", job_id, kind, owner)
-    job_kind = kind_for(kind)
-    storage = make_storage(settings)
+    """Claim and run one job; returns its id, or None when the queue was empty.
+
+    SIGTERM is held back from the claim until the job is inside the block that hands it back on shutdown,
+    so a stop that arrives just after the claim never strands the job in ``running`` until its lease expires.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, _TERMINATION)
+    try:
+        with db.session() as session:
+            job = queue.claim_next(session, owner, settings["JOB_LEASE_SECONDS"])
+            if job is None:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _TERMINATION)
+                return None
+            job_id, kind, params, merchant_id = job.id, job.kind, dict(job.params), job.merchant_id
+            begin_write(session)
+            session.execute(update(WorkerHeartbeat).where(WorkerHeartbeat.id == owner).values(
+                current_job_id=job_id, seen_at=utcnow()))
+        log.info("job %s (%s) started by %s", job_id, kind, owner)
+        job_kind = kind_for(kind)
+        storage = make_storage(settings)
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _TERMINATION)
+        raise
     state, result, error = FAILED, None, None
     try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _TERMINATION)  # a pending stop is raised here, inside
         with _RunningJob(db, job_id, owner, settings) as running:
             if job_kind is None:
                 raise MediaServiceError(f"no worker knows job kind {kind!r}", code="unknown_job_kind")
@@ -198,13 +219,13 @@ def job_process_main(settings: dict[str, Any], owner: str, parent_pid: int, job_
 
 
 def housekeeping(db: Database, settings: Mapping[str, Any], chores: Sequence[Chore] = ()) -> None:
-    """One round of the supervisor's chores: expired leases, webhooks, the features' own chores, heartbeats."""
+    """One round of the supervisor's chores: expired leases, the features' own chores, old heartbeats.
+
+    Webhooks are delivered by the ``OutboxDispatcher`` on its own threads, never here."""
     with db.session() as session:
         requeued = queue.reconcile_expired(session)
         if requeued:
             log.warning("re-queued or failed jobs with expired leases: %s", ", ".join(requeued))
-    with db.session() as session:
-        deliver_due(session, settings)
     for chore in chores:
         with db.session() as session:
             chore(session, settings)
@@ -233,6 +254,7 @@ def run_worker(settings: dict[str, Any], *, job_kinds: JobKindsSource, chores: S
             signal.signal(sig, lambda *_: stop.set())
     for slot in range(concurrency):
         start(slot)
+    outbox = OutboxDispatcher(db, settings).start()
     log.info("worker %s running %d job processes", name, concurrency)
     try:
         while not stop.is_set():
@@ -246,6 +268,7 @@ def run_worker(settings: dict[str, Any], *, job_kinds: JobKindsSource, chores: S
                 log.exception("housekeeping failed; retrying")
             stop.wait(min(1.0, settings["JOB_LEASE_SECONDS"] / 4))
     finally:
+        outbox.stop(timeout=5)
         for process in processes.values():
             process.terminate()
         for process in processes.values():

@@ -89,7 +89,7 @@ class SpinFrames:
 
 def natural_key(name: str) -> tuple[Any, ...]:
     """Sort key that orders embedded numbers by value: ``2.png`` < ``10.png``."""
-    return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name))
+    return tuple(int(part) if part.isdecimal() else part.lower() for part in re.split(r"(\d+)", name))
 
 
 def capture_time(image: Image.Image) -> datetime | None:

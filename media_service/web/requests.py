@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -15,22 +16,66 @@ from flask import Request, Response, current_app, g, request
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.orm import Session
 
-from media_service.errors import BadRequest
+from media_service.errors import BadRequest, PayloadTooLarge
 from media_service.storage import uploads_dir
 from media_service.storage.base import OverlappedHash
 
+JSON_MAX_BYTES = 1024 * 1024  # no JSON request of this API comes near; bigger is refused unread
+JSON_MAX_DEPTH = 32  # the deepest body of this API nests 4 levels
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and objects, measured without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def parse_json_bytes(raw: bytes, *, max_depth: int = JSON_MAX_DEPTH) -> Any:
+    """Parse untrusted JSON: too deep, NaN/Infinity, huge integers and bad encodings are a 400, never a crash."""
+    try:
+        data = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError as exc:
+        raise BadRequest(f"the JSON body nests deeper than {max_depth} levels", code="json_too_deep") from exc
+    except ValueError as exc:  # also UnicodeDecodeError and integers beyond Python's digit limit
+        raise BadRequest(f"the body is not valid JSON: {str(exc)[:200]}", code="invalid_json") from exc
+    if json_depth(data) > max_depth:
+        raise BadRequest(f"the JSON body nests deeper than {max_depth} levels", code="json_too_deep")
+    return data
+
 
 def json_body(required: Sequence[str] = ()) -> dict[str, Any]:
-    """The request's JSON object, validated once at the edge."""
+    """The request's JSON object, validated once at the edge (size, depth, syntax, an object)."""
     if not request.is_json:
         raise BadRequest("send a JSON object with 'Content-Type: application/json'", code="json_required")
-    data = request.get_json(silent=True)
+    if request.content_length is not None and request.content_length > JSON_MAX_BYTES:
+        raise PayloadTooLarge(f"a JSON body may be at most {JSON_MAX_BYTES} bytes", code="json_too_large")
+    raw = request.stream.read(JSON_MAX_BYTES + 1)
+    if len(raw) > JSON_MAX_BYTES:
+        raise PayloadTooLarge(f"a JSON body may be at most {JSON_MAX_BYTES} bytes", code="json_too_large")
+    data = parse_json_bytes(raw)
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object", code="invalid_json")
     missing = [name for name in required if name not in data]
     if missing:
         raise BadRequest(f"missing field(s): {', '.join(missing)}", code="missing_fields")
     return data
+
+
+def ascii_digits(text: str | None, max_digits: int = 19) -> bool:
+    """True for 1..max_digits ASCII digits: ``str.isdigit`` also says yes to '²', which ``int`` refuses."""
+    return text is not None and re.fullmatch(rf"[0-9]{{1,{max_digits}}}", text) is not None
 
 
 def idempotency_key() -> str | None:
@@ -50,15 +95,17 @@ def idempotency_key() -> str | None:
 def page(session: Session, query: Select[Any], model: Any) -> tuple[list[Any], str | None]:
     """Keyset paging by (created_at, id), newest first: stable while rows are added."""
     limit_text = request.args.get("limit", "20")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= current_app.config["PAGE_SIZE_MAX"]:
+    if not ascii_digits(limit_text, 6) or not 1 <= int(limit_text) <= current_app.config["PAGE_SIZE_MAX"]:
         raise BadRequest(f"limit must be 1-{current_app.config['PAGE_SIZE_MAX']}", code="invalid_limit")
     limit = int(limit_text)
     cursor = request.args.get("cursor")
     if cursor:
         try:
-            created, last_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+            created, last_id = json.loads(base64.urlsafe_b64decode(cursor.encode()[:1000]))
+            if not isinstance(created, str) or not isinstance(last_id, str) or len(last_id) > 100:
+                raise TypeError("a cursor holds a time and an id")
             created_at = datetime.fromisoformat(created)
-        except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             raise BadRequest("cursor is invalid; pass the next_cursor of the previous page",
                              code="invalid_cursor") from exc
         query = query.where(or_(model.created_at < created_at,

@@ -17,8 +17,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from media_service.jobs import queue
-from media_service.jobs.webhooks import SIGNATURE_HEADER, verify_signature
 from media_service.models import Job, WorkerHeartbeat
+from media_service.webhooks import SIGNATURE_HEADER, verify_signature
 from tests.conftest import MerchantCredentials, start_worker, stop_process, wait_for_job
 
 TEST_JOBS = {"JOB_MODULES": ["tests.jobs.slow_job"]}

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from media_service.jobs.webhooks import verify_signature
+from media_service.webhooks import verify_signature
 from tests.conftest import wait_for_job
 from tests.products.conftest import Shop, artifact, upload
 from tests.products.semireal import Placement, render_clip, truths_at
@@ -330,6 +330,8 @@ def test_add_to_cart_calls_the_signed_cart_webhook(shop: Shop, cart_receiver: An
         assert len(_CartReceiver.received) == 3
         retried_body = _CartReceiver.received[2][1]
         assert retried_body == _CartReceiver.received[1][1]  # the same signed event, re-sent
+        first_try, retry = _CartReceiver.received[1][0], _CartReceiver.received[2][0]
+        assert retry["Idempotency-Key"] == first_try["Idempotency-Key"] == first_try["Media-Service-Delivery"]
         info = shop.client.get("/v1/settings/cart-webhook", headers=headers).json
         assert "secret" not in info and info["url"] == url
     finally:

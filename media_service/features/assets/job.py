@@ -22,7 +22,7 @@ def thumbnail_key(merchant_id: str, asset_id: str) -> str:
 
 def image_thumbnail(source: Path, target: Path, settings: dict) -> None:
     """Re-encode an image upright and small; EXIF/GPS is not carried over."""
-    with open_image_safely(source, settings) as image:
+    with open_image_safely(source, settings, draft_size=(THUMBNAIL_WIDTH, THUMBNAIL_WIDTH)) as image:
         upright = ImageOps.exif_transpose(image)
         upright.thumbnail((THUMBNAIL_WIDTH, THUMBNAIL_WIDTH * 4), Image.Resampling.LANCZOS)
         if upright.mode not in {"RGB", "L"}:

@@ -29,7 +29,7 @@ from media_service.features.embed.service import (
 from media_service.models import EmbedEvent, EmbedSettings, utcnow
 from media_service.security.api_keys import current_merchant_id, require
 from media_service.security.ratelimit import caller_key
-from media_service.web.requests import json_body
+from media_service.web.requests import ascii_digits, json_body
 
 bp = Blueprint("embed", __name__)
 
@@ -220,7 +220,7 @@ def iframe_page(target_id: str) -> Response:
 
 def _size_arg(name: str, default: int) -> int:
     value = request.args.get(name) or str(default)
-    if not value.isdigit() or not 1 <= int(value) <= 100_000:
+    if not ascii_digits(value, 6) or not 1 <= int(value) <= 100_000:
         raise BadRequest(f"{name} must be a whole number of pixels", code="invalid_size")
     return min(int(value), 1920)
 
@@ -231,8 +231,12 @@ def oembed() -> Any:
     url = request.args.get("url", "")
     if request.args.get("format", "json") != "json":
         raise MediaServiceError("only format=json is served", code="oembed_format", status=501)
-    parts = urlsplit(url)
-    if normalise_origin(f"{parts.scheme}://{parts.netloc}") != _own_origin() or not parts.path.startswith("/embed/"):
+    try:
+        parts = urlsplit(url)
+        origin = normalise_origin(f"{parts.scheme}://{parts.netloc}")
+    except (ValueError, BadRequest):
+        raise NotFound("this URL is not an embed of this service", code="not_an_embed") from None
+    if origin != _own_origin() or not parts.path.startswith("/embed/"):
         raise NotFound("this URL is not an embed of this service", code="not_an_embed")
     target_id = parts.path.removeprefix("/embed/")
     token = parse_qs(parts.query).get("token", [""])[0]

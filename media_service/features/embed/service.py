@@ -11,6 +11,8 @@ of the manifest the widget renders.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import idna
 from sqlalchemy.orm import Session
 
 from media_service.errors import BadRequest, Forbidden, NotFound, Unauthorized
@@ -58,19 +61,58 @@ def kind_of(target_id: str) -> str:
     return kinds[prefix]
 
 
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def _origin_error(origin: str, why: str) -> BadRequest:
+    return BadRequest(f"origin {origin[:100]!r} {why}", code="invalid_origin")
+
+
+def _ascii_host(origin: str, hostname: str) -> str:
+    """The host as a browser sends it in ``Origin``: IDNA (punycode) for names, ``[...]`` for IPv6."""
+    if ":" in hostname:
+        if "%" in hostname:  # a zone id (fe80::1%eth0) never appears in a browser's Origin
+            raise _origin_error(origin, "must not carry an IPv6 zone id")
+        try:
+            return f"[{ipaddress.IPv6Address(hostname).compressed}]"
+        except ValueError:
+            raise _origin_error(origin, "has an invalid IPv6 address") from None
+    try:
+        ascii_host = idna.encode(hostname.rstrip("."), uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError):
+        raise _origin_error(origin, "has a host name that is not a valid (internationalised) domain name") from None
+    if not all(_HOST_LABEL.match(label) for label in ascii_host.split(".")):
+        raise _origin_error(origin, "has a host name that is not a valid domain name")
+    return ascii_host
+
+
 def normalise_origin(origin: str) -> str:
-    """``https://shop.example`` exactly: scheme and host (and port), no path, no wildcard."""
-    parts = urlsplit(origin.strip())
-    local = parts.hostname in {"localhost", "127.0.0.1", "[::1]", "::1"}
-    if parts.scheme not in {"https", "http"} or (parts.scheme == "http" and not local) or not parts.hostname:
-        raise BadRequest(f"origin {origin[:100]!r} must be https://host[:port] (http only for localhost)",
-                         code="invalid_origin")
-    if parts.path not in {"", "/"} or parts.query or parts.fragment or parts.username or "*" in origin:
-        raise BadRequest(f"origin {origin[:100]!r} must be exactly scheme://host[:port], without path or wildcard",
-                         code="invalid_origin")
+    """``https://shop.example`` exactly: scheme and host (and port), no path, no wildcard.
+
+    The result is what a browser sends in ``Origin``: a non-ASCII host in punycode (``bücher.example`` is
+    ``xn--bcher-kva.example``), the default port dropped; a port outside 1-65535 or a broken IPv6 literal
+    is a 400, never silently another origin.
+    """
+    text = origin.strip()
+    if len(text) > 300 or any(c.isspace() or not c.isprintable() for c in text):
+        raise _origin_error(origin, "must be scheme://host[:port] without spaces or control characters")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise _origin_error(origin, "must be scheme://host[:port] with a valid host and a port of 1-65535") from None
+    if port == 0:
+        raise _origin_error(origin, "must not use port 0")
+    hostname = parts.hostname
+    local = hostname in _LOCAL_HOSTS
+    if parts.scheme not in {"https", "http"} or (parts.scheme == "http" and not local) or not hostname:
+        raise _origin_error(origin, "must be https://host[:port] (http only for localhost)")
+    if parts.path not in {"", "/"} or parts.query or parts.fragment or parts.username or "*" in text:
+        raise _origin_error(origin, "must be exactly scheme://host[:port], without path or wildcard")
     default_port = {"https": 443, "http": 80}[parts.scheme]
-    port = f":{parts.port}" if parts.port and parts.port != default_port else ""
-    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
+    port_text = f":{port}" if port and port != default_port else ""
+    return f"{parts.scheme}://{_ascii_host(origin, hostname)}{port_text}"
 
 
 @dataclass(frozen=True)

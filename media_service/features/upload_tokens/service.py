@@ -61,7 +61,8 @@ def restrict() -> None:
         raise Unauthorized("the upload token is not valid", code="invalid_upload_token")
     if endpoint in CREATING_ENDPOINTS:
         declared = request.headers.get("Upload-Length") if endpoint == "uploads.create" else None
-        size = int(declared) if declared and declared.isdigit() else (request.content_length or 0)
+        ascii_number = declared is not None and declared.isascii() and declared.isdigit()
+        size = int(declared) if declared and ascii_number else (request.content_length or 0)
         if size > token.max_bytes:
             raise PayloadTooLarge(f"this upload token allows files of at most {token.max_bytes} bytes",
                                   code="upload_token_size")

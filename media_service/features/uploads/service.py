@@ -138,7 +138,7 @@ def parse_non_negative(header_name: str, value: str | None, *, required: bool = 
             raise BadRequest(f"the {header_name} header is required", code="missing_header")
         return None
     value = value.strip()
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:  # isdigit alone accepts '²'
         raise BadRequest(f"{header_name} must be a non-negative integer, got {value[:30]!r}",
                          code="invalid_header")
     return int(value)

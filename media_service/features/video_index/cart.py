@@ -6,14 +6,13 @@ later (retried by the workers); the shopper's answer says ``delivered`` or ``que
 
 from __future__ import annotations
 
-import json
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-import requests
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from media_service.db import begin_write
@@ -23,9 +22,17 @@ from media_service.features.products.service import (
     get_product,
     product_card,
 )
-from media_service.jobs.webhooks import SIGNATURE_HEADER, check_webhook_url, new_secret, sign
 from media_service.models import Asset, Webhook, WebhookDelivery, utcnow
 from media_service.security.tokens import TokenCodec, TokenInvalid
+from media_service.webhooks import (
+    DeliveryLimits,
+    ReceiverSlots,
+    check_webhook_url,
+    new_secret,
+    post_event,
+    receiver_of,
+)
+from media_service.webhooks.outbox import lease_seconds, record_attempt
 
 CART_EVENT = "cart.add"
 CART_TOKEN_PREFIX = "mct1"
@@ -112,45 +119,47 @@ def confirm_cart(session: Session, settings: Mapping[str, Any], merchant_id: str
         "video_id": video_id, "asset_id": asset.id, "t": claims.get("t"), "track_id": claims.get("k"),
         "shopper_ref": shopper_ref}}
     begin_write(session)
-    timeout = float(settings["WEBHOOK_TIMEOUT_SECONDS"])
     # Leased for this request (next_attempt_at in the future), so a worker does not send it meanwhile.
     delivery = WebhookDelivery(webhook_id=hook.id, event=CART_EVENT, payload=payload,
-                               next_attempt_at=utcnow() + timedelta(seconds=timeout * 3))
+                               next_attempt_at=utcnow() + timedelta(seconds=lease_seconds(settings)))
     session.add(delivery)
     session.commit()
-    status, error, reply = _post_now(hook, delivery, settings)
-    delivery.attempts = 1
-    delivery.last_status, delivery.last_error = status, error
-    delivered = status is not None and 200 <= status < 300
-    if delivered:
-        delivery.state, delivery.delivered_at = "delivered", utcnow()
-    else:
-        delivery.next_attempt_at = utcnow() + timedelta(seconds=float(settings["WEBHOOK_BACKOFF_SECONDS"]))
-    session.commit()
-    return {"state": "delivered" if delivered else "queued", "product": card, "delivery_id": delivery.id,
-            "merchant_status": status, "merchant_response": reply}, 200 if delivered else 202
-
-
-def _post_now(hook: Webhook, delivery: WebhookDelivery, settings: Mapping[str, Any]
-              ) -> tuple[int | None, str | None, Any]:
-    """Deliver once, the same way (body, signature) the outbox retries would."""
-    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
-    headers = {"Content-Type": "application/json", "User-Agent": "media-service-webhooks/1",
-               "Media-Service-Event": delivery.event, "Media-Service-Delivery": delivery.id,
-               "Idempotency-Key": delivery.id, SIGNATURE_HEADER: sign(hook.secret, body, int(time.time()))}
+    delivery_id, url, secret = delivery.id, hook.url, hook.secret
+    receiver = receiver_of(url)
+    if not _CART_SLOTS.get(settings).try_acquire(receiver):
+        # This shop's receiver is already busy with shoppers of this process: the workers deliver it.
+        begin_write(session)
+        session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(
+            next_attempt_at=utcnow()))
+        session.commit()
+        return {"state": "queued", "product": card, "delivery_id": delivery_id, "merchant_status": None,
+                "merchant_response": None}, 202
     try:
-        check_webhook_url(hook.url, allow_private=settings["WEBHOOK_ALLOW_PRIVATE_NETWORKS"])
-        response = requests.post(hook.url, data=body, headers=headers, timeout=settings["WEBHOOK_TIMEOUT_SECONDS"],
-                                 allow_redirects=False)
-    except (requests.RequestException, BadRequest) as exc:
-        return None, str(exc)[:500], None
-    reply = None
-    if response.headers.get("Content-Type", "").startswith("application/json") and len(response.content) <= 8192:
-        try:
-            reply = response.json()
-        except ValueError:
-            reply = None
-    return response.status_code, None if response.ok else response.text[:500], reply
+        result = post_event(url, secret, event=CART_EVENT, delivery_id=delivery_id, payload=payload,
+                            limits=DeliveryLimits.from_settings(settings))
+    finally:
+        _CART_SLOTS.get(settings).release(receiver)
+    state = record_attempt(session, delivery_id, result, settings, attempts_before=0)
+    delivered = state == "delivered"
+    return {"state": "delivered" if delivered else "queued", "product": card, "delivery_id": delivery_id,
+            "merchant_status": result.status, "merchant_response": result.json_reply()}, 200 if delivered else 202
+
+
+class _ProcessSlots:
+    """The web process's per-receiver limit of cart posts made inside requests (created on first use)."""
+
+    def __init__(self) -> None:
+        self._slots: ReceiverSlots | None = None
+        self._lock = threading.Lock()
+
+    def get(self, settings: Mapping[str, Any]) -> ReceiverSlots:
+        with self._lock:
+            if self._slots is None:
+                self._slots = ReceiverSlots(int(settings["WEBHOOK_RECEIVER_CONCURRENCY"]))
+            return self._slots
+
+
+_CART_SLOTS = _ProcessSlots()
 
 
 def delete_cart_webhook(session: Session, merchant_id: str) -> None:

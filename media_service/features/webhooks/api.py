@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from media_service.db import begin_write, get_session
 from media_service.errors import BadRequest, NotFound
-from media_service.jobs.webhooks import JOB_EVENTS, check_webhook_url, new_secret
 from media_service.models import Webhook, WebhookDelivery
 from media_service.security.api_keys import current_merchant_id, require
 from media_service.web.requests import created, json_body
+from media_service.webhooks import JOB_EVENTS, check_webhook_url, new_secret
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks")
 

@@ -79,6 +79,11 @@ def check_packets(path: str | os.PathLike[str], demuxer: str | None, settings: M
     if any(marker in result.stderr_tail.lower() for marker in TRUNCATION_MARKERS):
         raise _truncated()
     end = result.out_time
+    if end is not None and end <= 0 and expected_duration:
+        # The index promises media but no packet could be read: empty sample tables, or samples that live
+        # in another file (a reference movie's data reference; such references are never followed).
+        raise InvalidMedia("the file holds no readable video or audio data: its samples are missing or stored "
+                           f"in another file; {EXPORT_HINT} as one self-contained file", reason="no_media_data")
     if expected_duration and end is not None:
         missing = expected_duration - end
         if missing > max(1.0, END_TOLERANCE * expected_duration):
@@ -107,7 +112,27 @@ def _validate_limits(info: VideoInfo, settings: Mapping[str, Any]) -> VideoStrea
                 f"the video frame is {stream.coded_width}x{stream.coded_height} pixels; at most "
                 f"{max_pixels:,} pixels per frame are accepted: export it at 4K (3840x2160) or lower",
                 reason="too_many_pixels")
+    _check_frame_shape(main, settings)
     return main
+
+
+def _check_frame_shape(stream: VideoStream, settings: Mapping[str, Any]) -> None:
+    """Refuse frames the processing cannot turn into renditions: too long a side, too thin, too elongated."""
+    width, height = stream.coded_width, stream.coded_height
+    long_side, short_side = max(width, height), min(width, height)
+    max_side, min_side = int(setting(settings, "MAX_VIDEO_SIDE")), int(setting(settings, "MIN_VIDEO_SIDE"))
+    max_aspect = float(setting(settings, "MAX_VIDEO_ASPECT"))
+    size = f"{width}x{height}"
+    if long_side > max_side:
+        raise InvalidMedia(f"the video frame is {size} pixels; its sides may be at most {max_side} pixels: "
+                           "export it at 4K (3840x2160) or lower", reason="unsupported_frame_size")
+    if short_side < min_side:
+        raise InvalidMedia(f"the video frame is {size} pixels; both sides must be at least {min_side} pixels",
+                           reason="unsupported_frame_size")
+    if long_side / short_side > max_aspect:
+        raise InvalidMedia(f"the video frame is {size} pixels, {long_side / short_side:.1f} times longer than "
+                           f"wide; at most {max_aspect:g}:1 is accepted: crop it to a usual shape (16:9, 9:16, "
+                           "4:3, 1:1)", reason="unsupported_aspect")
 
 
 def _check_duration(duration: float | None, settings: Mapping[str, Any]) -> float:

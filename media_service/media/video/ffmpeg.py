@@ -203,6 +203,37 @@ def _program_name(binary: str) -> str:
     return os.path.basename(binary) or binary
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+@functools.cache
+def _libc() -> Any:
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+def _die_with(parent_pid: int) -> Callable[[], None]:
+    """A ``preexec_fn`` that makes the kernel SIGKILL the child when the process that started it dies.
+
+    ffmpeg runs in its own session (so a timeout can kill its whole group), which also means a SIGKILLed
+    job process would leave it running until its next failed write; with this it dies with the job.
+    The caller waits for the child in the thread that started it, so the thread cannot end first.
+    """
+    libc = _libc()
+
+    def apply() -> None:
+        if libc is not None:
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:  # the parent died before the request took effect
+            os._exit(1)
+
+    return apply
+
+
 class _Run:
     """One child process with the shared kill/timeout/stderr handling."""
 
@@ -214,7 +245,7 @@ class _Run:
         try:
             self.proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                start_new_session=True, close_fds=True,
+                start_new_session=True, close_fds=True, preexec_fn=_die_with(os.getpid()),
             )
         except OSError as exc:
             raise FFmpegError(
@@ -324,7 +355,9 @@ def run_ffmpeg(args: list[str], *, timeout: float, binary: str = "ffmpeg", durat
                 block = None
             if block is not None:
                 last_block = block
-                out_time = _parse_out_time(block) or out_time
+                parsed = _parse_out_time(block)
+                if parsed is not None:  # 0.0 is a real answer: nothing was written (no readable packets)
+                    out_time = parsed
                 if on_progress is not None and duration and duration > 0 and out_time is not None:
                     fraction = min(max(out_time / duration, 0.0), 1.0)
                     if fraction > reported and block.get("progress") != "end":
