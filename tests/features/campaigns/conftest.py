@@ -63,23 +63,26 @@ class World:
         return shown
 
 
+def populate(world: World) -> World:
+    """The promo clip processed (promo profile) and approved, and the logo uploaded."""
+    asset = world.upload(media("video/bigbuckbunny.mp4"))
+    video = world.client.post("/v1/videos", headers=world.merchant.headers,
+                              json={"asset_id": asset["id"], "profile": "promo"})
+    assert video.status_code == 202, video.json
+    world.run_jobs()
+    approved = world.client.post(f"/v1/videos/{video.json['id']}/approve", headers=world.merchant.headers, json={})
+    assert approved.status_code == 200, approved.json
+    world.video_id = video.json["id"]
+    world.logo_id = world.upload(media("logos/scikit-video_logo.png"))["id"]
+    return world
+
+
 def make_world(root: Path, **settings: Any) -> Iterator[World]:
     data_dir = root / "data"
     data_dir.mkdir()
     app = create_app(make_test_config(data_dir, **settings))
     upgrade(app.config["DATABASE_URL"])
-    client = app.test_client()
-    merchant = add_merchant(app, "Shop A")
-    world = World(app, client, merchant, "", "", data_dir)
-    asset = world.upload(media("video/bigbuckbunny.mp4"))
-    video = client.post("/v1/videos", headers=merchant.headers, json={"asset_id": asset["id"], "profile": "promo"})
-    assert video.status_code == 202, video.json
-    world.run_jobs()
-    approved = client.post(f"/v1/videos/{video.json['id']}/approve", headers=merchant.headers, json={})
-    assert approved.status_code == 200, approved.json
-    world.video_id = video.json["id"]
-    world.logo_id = world.upload(media("logos/scikit-video_logo.png"))["id"]
-    yield world
+    yield populate(World(app, app.test_client(), add_merchant(app, "Shop A"), "", "", data_dir))
     app.extensions["database"].dispose()
 
 
