@@ -432,3 +432,110 @@ class ProductTrack(Base):
     confirmed_sku: Mapped[str | None] = mapped_column(String(100), default=None)
     reviewed_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- Logo prize campaigns -----------------------------------------------------------------------------
+
+
+class Campaign(Base):
+    """A fun-logo prize campaign on a merchant's video: its rules, its render (job) and its draw.
+
+    ``state``: ``draft`` (rendering or rendered: see the job), ``published`` (shoppers collect), ``closed``
+    (entries frozen, Merkle root published) and ``drawn`` (seed revealed, winners picked). ``plan`` holds
+    the fragments' windows, slots and hit polygons once the render job succeeded; ``secret_seed`` is never
+    shown before the draw, only its SHA-256 ``seed_commitment``.
+    """
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("cmp"))
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    video_id: Mapped[str] = mapped_column(String(40), index=True)
+    logo_asset_id: Mapped[str] = mapped_column(String(40), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    mode: Mapped[str] = mapped_column(String(16))  # overlay|burned
+    state: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    job_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
+    rendered: Mapped[bool] = mapped_column(Boolean, default=False)
+    fragment_count: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(Integer)
+    rule: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    starts_at: Mapped[datetime | None] = mapped_column(default=None)
+    ends_at: Mapped[datetime | None] = mapped_column(default=None)
+    prizes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    max_entries: Mapped[int | None] = mapped_column(Integer, default=None)
+    rules_text: Mapped[str] = mapped_column(Text, default="")
+    odds_text: Mapped[str] = mapped_column(Text, default="")
+    alternative_entry: Mapped[str] = mapped_column(Text, default="")
+    plan: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    outputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    secret_seed: Mapped[str | None] = mapped_column(String(64), default=None)
+    seed_commitment: Mapped[str | None] = mapped_column(String(64), default=None)
+    merkle_root: Mapped[str | None] = mapped_column(String(64), default=None)
+    entry_count: Mapped[int | None] = mapped_column(Integer, default=None)
+    winners: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    published_at: Mapped[datetime | None] = mapped_column(default=None)
+    closed_at: Mapped[datetime | None] = mapped_column(default=None)
+    drawn_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class CampaignSession(Base):
+    """A viewer's signed session in a campaign: where playback was and what was revealed to it."""
+
+    __tablename__ = "campaign_sessions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("cvs"))
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    shopper_key: Mapped[str] = mapped_column(String(64), index=True)
+    started: Mapped[float] = mapped_column(Float)  # unix seconds
+    media_start: Mapped[float] = mapped_column(Float, default=0.0)
+    last_t: Mapped[float] = mapped_column(Float, default=0.0)
+    last_claim: Mapped[float | None] = mapped_column(Float, default=None)
+    revealed: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    claims: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CampaignClaim(Base):
+    """One claim a viewer made (accepted or not, with the stable reason); the nonce is used once."""
+
+    __tablename__ = "campaign_claims"
+    __table_args__ = (UniqueConstraint("campaign_id", "nonce", name="uq_campaign_claims_nonce"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ccl"))
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    session_id: Mapped[str] = mapped_column(String(40), index=True)
+    nonce: Mapped[str] = mapped_column(String(64))
+    fragment: Mapped[int | None] = mapped_column(Integer, default=None)
+    t: Mapped[float] = mapped_column(Float)
+    x: Mapped[float] = mapped_column(Float)
+    y: Mapped[float] = mapped_column(Float)
+    accepted: Mapped[bool] = mapped_column(Boolean, default=False)
+    code: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CampaignCollect(Base):
+    """A fragment a shopper collected: once per (campaign, shopper, fragment)."""
+
+    __tablename__ = "campaign_collects"
+    __table_args__ = (UniqueConstraint("campaign_id", "shopper_key", "fragment", name="uq_campaign_collects"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ccf"))
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    shopper_key: Mapped[str] = mapped_column(String(64))
+    fragment: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CampaignEntry(Base):
+    """A prize-draw entry: one per (campaign, shopper), by this table's unique constraint."""
+
+    __tablename__ = "campaign_entries"
+    __table_args__ = (UniqueConstraint("campaign_id", "shopper_key", name="uq_campaign_entries_shopper"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ent"))
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    shopper_key: Mapped[str] = mapped_column(String(64))
+    route: Mapped[str] = mapped_column(String(16), default="collect")  # collect|alternative
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -32,6 +32,11 @@ button:focus-visible, .stage:focus-visible { outline: 2px solid #4da3ff; outline
   border: 2px solid #fff; border-radius: 4px; display: none; }
 svg.lasso { position: absolute; inset: 0; width: 100%; height: 100%; pointer-events: none; }
 .msg { position: absolute; inset: 0; display: grid; place-items: center; padding: 16px; text-align: center; }
+.frag { position: absolute; cursor: pointer; animation: fin .3s ease-out, flo 1.6s ease-in-out .3s infinite alternate; }
+.frag:focus-visible { outline: 2px solid #ffd24d; } .frag.got { transition: .35s; opacity: 0; transform: scale(1.5); }
+@keyframes fin { from { opacity: 0; transform: scale(.6); } } @keyframes flo { to { translate: 0 -0.8%; } }
+.prog { position: absolute; left: 8px; bottom: 58px; background: rgba(0,0,0,.6); padding: 3px 10px; border-radius: 12px; }
+.prog.won { background: #1d7f3a; } .card.rules { max-height: 70%; overflow: auto; white-space: pre-line; }
 `;
 
 const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
@@ -637,7 +642,137 @@ class ImageMode {
   stop() {}
 }
 
-const MODES = { panorama: PanoramaMode, spin: SpinMode, video: VideoMode, image: ImageMode };
+// ------------------------------------------------------------------------------------------------ campaign
+
+class CampaignMode extends VideoMode {
+  // A prize campaign's video: logo fragments to collect by tapping them (or with the C key) for a draw entry.
+  // The server reveals the schedule a few seconds at a time for this viewer's session, and checks every claim.
+  constructor(viewer, spec) {
+    super(viewer, spec.video, {});
+    this.c = spec;
+    this.base = new URL(viewer.getAttribute("src"), location.href).href.replace(/\/?$/, "/");
+    this.items = new Map();
+    this.nodes = new Map();
+    this.until = -1;
+  }
+  mount(stage) {
+    super.mount(stage);
+    this.layer = el("div", { class: "frags" });
+    this.prog = el("div", { class: "prog", role: "status", "aria-live": "polite" });
+    stage.append(this.layer, this.prog);
+    this.v.addButton("Rules", "Prize draw rules", () => this.showRules());
+    const keys = this.v.keys;
+    this.v.keys = (key) => (key === "c" || key === "C" ? () => this.collectVisible() : keys(key));
+    if (this.c.mode === "burned") this.video.addEventListener("pointerup", (e) => this.claim(null, this.at(e)));
+    const shopper = this.v.getAttribute("shopper");
+    this.call("session", { method: "POST", body: shopper ? { shopper_id: shopper } : { device_id: this.device() } })
+      .then((s) => {
+        this.session = s.session;
+        this.show(s);
+        this.video.addEventListener("timeupdate", () => this.tick());
+        this.timer = setInterval(() => this.tick(), 250);
+      }).catch((p) => this.say((p && p.detail) || "The prize game is not available."));
+  }
+  call(name, { method = "GET", body, query } = {}) {
+    const url = new URL(this.c.endpoints[name], this.base);
+    for (const [k, v] of Object.entries(query || {})) url.searchParams.set(k, v);
+    return fetch(url, { method, credentials: "omit", mode: "cors", headers: { "Content-Type": "application/json" },
+      body: body && JSON.stringify(body) }).then((r) => r.json().then((b) => (r.ok ? b : Promise.reject(b))));
+  }
+  device() {
+    // an anonymous device id, kept so a reload is the same shopper (one entry per shopper)
+    try {
+      const id = localStorage.getItem("mv-device") || crypto.randomUUID();
+      localStorage.setItem("mv-device", id);
+      return id;
+    } catch { return this.v.reporter.session; }
+  }
+  at(event) {
+    // normalised video coordinates of a pointer event (the video is letterboxed in the element)
+    const r = this.frame();
+    return [clamp((event.clientX - r.x) / r.w, 0, 1), clamp((event.clientY - r.y) / r.h, 0, 1)];
+  }
+  frame() {
+    const v = this.video, box = v.getBoundingClientRect(), vw = v.videoWidth || 16, vh = v.videoHeight || 9;
+    const s = Math.min(box.width / vw, box.height / vh);
+    return { x: box.left + (box.width - vw * s) / 2, y: box.top + (box.height - vh * s) / 2, w: vw * s, h: vh * s };
+  }
+  tick() {
+    const t = this.video.currentTime;
+    if (this.c.mode === "overlay" && !this.busy && t + 1.5 > this.until) {
+      this.busy = true;
+      this.call("schedule", { query: { session: this.session, t: t.toFixed(3) } }).then((s) => {
+        this.until = s.until;
+        for (const item of s.items) this.items.set(item.fragment, item);
+      }).catch(() => {}).finally(() => { this.busy = false; });
+    }
+    const stage = this.v.stage.getBoundingClientRect(), r = this.frame();
+    for (const [i, item] of this.items) {
+      const on = t >= item.start && t <= item.end && !this.done?.includes(i);
+      let node = this.nodes.get(i);
+      if (on && !node) {
+        node = el("img", { class: "frag", src: this.c.fragments[i].src, role: "button", tabindex: "0", alt: "",
+          "aria-label": `Logo fragment ${i + 1}: press Enter or C to collect` });
+        node.addEventListener("pointerup", (e) => { e.stopPropagation(); this.claim(i, this.at(e)); });
+        node.addEventListener("keydown", (e) => e.key === "Enter" && this.claim(i, this.centre(item)));
+        this.layer.append(node);
+        this.nodes.set(i, node);
+        this.say(`A logo fragment appeared: tap it or press C to collect. ${this.count()}`);
+      } else if (!on && node) {
+        node.remove();
+        this.nodes.delete(i);
+      }
+      if (node) Object.assign(node.style, { left: `${r.x - stage.left + item.box[0] * r.w}px`,
+        top: `${r.y - stage.top + item.box[1] * r.h}px`, width: `${item.box[2] * r.w}px`, height: `${item.box[3] * r.h}px` });
+    }
+  }
+  centre(item) {
+    const p = item.polygon, n = p.length || 1;
+    return [item.box[0] + (p.reduce((a, q) => a + q[0], 0) / n) * item.box[2],
+      item.box[1] + (p.reduce((a, q) => a + q[1], 0) / n) * item.box[3]];
+  }
+  collectVisible() {
+    const [i] = [...this.nodes.keys()];
+    if (i !== undefined) this.claim(i, this.centre(this.items.get(i)));
+    else this.say(`No fragment on screen now. ${this.count()}`);
+  }
+  claim(i, [x, y]) {
+    if (!this.session) return;
+    this.v.interacted("tap", { campaign: this.c.id });
+    const nonce = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+    this.call("claims", { method: "POST", body: { session: this.session, fragment: i, t: this.video.currentTime, x, y,
+      nonce } }).then((a) => {
+      const node = this.nodes.get(a.fragment);
+      node?.classList.add("got");
+      this.show(a);
+    }).catch((p) => p && p.code && this.say(`${p.detail || p.code}. ${this.count()}`));
+  }
+  count() { return `${(this.done || []).length} of ${this.needed} collected`; }
+  show(state) {
+    this.done = state.collected;
+    this.needed = state.needed;
+    this.prog.classList.toggle("won", !!state.entered);
+    this.say(state.entered ? `You are in the prize draw! Entry ${state.entry_id}` : this.count());
+    if (state.entered && !this.entered) this.v.emit("campaign-entry", { campaign: this.c.id, entry: state.entry_id });
+    this.entered = state.entered;
+  }
+  say(text) { this.prog.textContent = text; }
+  showRules() {
+    this.card?.remove();
+    const c = this.c, card = this.card = el("div", { class: "card rules", role: "dialog", "aria-label": "Prize draw rules" });
+    card.append(el("h3", {}, "Prize draw"), el("p", {}, `Collect ${c.needed} of ${c.count} logo fragments.\n` +
+      `Prizes: ${c.prizes.map((p) => `${p.quantity} × ${p.name}`).join(", ")}\nOdds: ${c.odds}\n` +
+      `Free entry: ${c.alternative_entry}\n\n${c.rules}`));
+    const close = el("button", { class: "close" }, "Close");
+    close.addEventListener("click", () => card.remove());
+    card.append(close);
+    this.v.stage.append(card);
+    close.focus();
+  }
+  stop() { super.stop(); clearInterval(this.timer); }
+}
+
+const MODES = { panorama: PanoramaMode, spin: SpinMode, video: VideoMode, image: ImageMode, campaign: CampaignMode };
 
 // -------------------------------------------------------------------------------------------------- element
 
@@ -696,7 +831,7 @@ class MediaViewer extends HTMLElement {
     this.mode = new Mode(this, manifest[manifest.mode], manifest);
     this.mode.mount(this.stage);
     const hint = { panorama: "Drag or turn your phone to look around", spin: "Drag to turn the product",
-      video: manifest.taps_url ? "Tap a product to shop it" : "" }[manifest.mode];
+      video: manifest.taps_url ? "Tap a product to shop it" : "", campaign: "Tap the logo fragments to win" }[manifest.mode];
     if (hint) {
       const note = el("div", { class: "hint" }, hint);
       this.stage.append(note);

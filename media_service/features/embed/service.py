@@ -54,7 +54,7 @@ def describe_target(session: Session, kind: str, merchant_id: str, target_id: st
 def kind_of(target_id: str) -> str:
     """The target kind from an id's prefix (``ast_``, ``pan_``, ``spn_``, ``vid_``)."""
     prefix = target_id.split("_", 1)[0]
-    kinds = {"ast": "asset", "pan": "panorama", "spn": "spin", "vid": "video"}
+    kinds = {"ast": "asset", "pan": "panorama", "spn": "spin", "vid": "video", "cmp": "campaign"}
     if prefix not in kinds:
         raise BadRequest(f"cannot embed {target_id!r}: give the id of an image asset, a panorama, a spin or a video",
                          code="not_embeddable")
