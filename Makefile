@@ -58,7 +58,7 @@ demo-merchant: db
 
 # ruff, and the layering of ARCHITECTURE.md as import-linter contracts (pyproject.toml).
 lint: venv
-	$(BIN)/ruff check media_service tests bench
+	$(BIN)/ruff check media_service tests bench tools
 	$(BIN)/lint-imports
 
 bench: setup
