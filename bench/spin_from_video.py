@@ -51,7 +51,7 @@ print(json.dumps({"seconds": elapsed, "python_peak_mib": resource.getrusage(reso
 def ensure_video() -> Path:
     if SOURCE.exists():
         return SOURCE
-    from tests.panorama.turntable import write_turntable_video
+    from tests.support.panorama.turntable import write_turntable_video
 
     SOURCE.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:

@@ -82,7 +82,7 @@ def main() -> None:
     args = parser.parse_args()
     import cv2
 
-    from tests.panorama.similarity import compare_panoramas
+    from tests.support.panorama.similarity import compare_panoramas
 
     report = {"cpu_count": os.cpu_count(), "opencv": cv2.__version__, "sets": {}}
     print(f"OpenCV {cv2.__version__}, {os.cpu_count()} cores, {args.repeat} runs per stitcher, medians\n")

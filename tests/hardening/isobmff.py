@@ -1,6 +1,6 @@
 """Surgery on MP4/MOV box trees for hostile-input tests: external data references, empty sample tables.
 
-Files are made by ffmpeg first (``tests.hostile.small_mp4``, media data before the index), then edited
+Files are made by ffmpeg first (``tests.support.hostile.small_mp4``, media data before the index), then edited
 here: the box tree is parsed, one box changed, and every enclosing size rewritten. Because ``mdat`` comes
 before ``moov``, growing the index moves no sample offset.
 """

@@ -16,8 +16,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from media_service.web.requests import JSON_MAX_BYTES
-from tests import hostile
 from tests.conftest import MerchantCredentials
+from tests.support import hostile
 
 JSON_ENDPOINTS = [("post", "/v1/webhooks"), ("put", "/v1/embed-settings"), ("post", "/v1/embed-tokens"),
                   ("post", "/v1/videos"), ("post", "/v1/batches"), ("post", "/v1/products"),

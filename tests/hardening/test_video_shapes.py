@@ -8,7 +8,7 @@ import pytest
 
 from media_service.errors import InvalidMedia
 from media_service.media.ingest import inspect_media
-from tests import hostile
+from tests.support import hostile
 
 
 @pytest.mark.parametrize(("size", "reason"), [("4096x16", "unsupported_aspect"), ("16x1024", "unsupported_aspect"),

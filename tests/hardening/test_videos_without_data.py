@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from tests import hostile
 from tests.conftest import MerchantCredentials
 from tests.hardening.isobmff import empty_sample_tables, external_reference
+from tests.support import hostile
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 
 from media_service.media.video.loudness import MAX_GAIN_DB, Level, LoudnessTarget, is_normalised
 from tests.conftest import media
-from tests.videos.conftest import FFMPEG, ffmpeg
+from tests.support.videos import FFMPEG, ffmpeg
 
 Run = Callable[..., dict[str, Any]]
 

@@ -20,7 +20,7 @@ from PIL import Image
 from media_service.media.video.ladder import concat_variant
 from media_service.media.video.loudness import MAX_GAIN_DB, integrated_loudness
 from tests.conftest import media
-from tests.videos.conftest import (
+from tests.support.videos import (
     ARTIFACTS,
     FFMPEG,
     black_stretch_clip,

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import MerchantCredentials, media, service_env
-from tests.videos.conftest import tone_clip
+from tests.support.videos import tone_clip
 
 
 def upload(client: FlaskClient, who: MerchantCredentials, path: Path) -> str:

@@ -27,8 +27,8 @@ from media_service.media.spin import (
 )
 from media_service.media.video.ffmpeg import run_ffmpeg
 from tests.conftest import SHARED_MEDIA, media
-from tests.panorama.helpers import SETTINGS, save_artifact
-from tests.panorama.turntable import write_turntable_video
+from tests.support.panorama.helpers import SETTINGS, save_artifact
+from tests.support.panorama.turntable import write_turntable_video
 
 CIVIC = SHARED_MEDIA / "spin" / "civic_52"
 

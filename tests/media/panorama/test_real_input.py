@@ -16,8 +16,8 @@ import pytest
 
 from media_service.media.panorama.stitcher import Panorama, Photo, StitchOptions, stitch
 from tests.conftest import media
-from tests.panorama.coverage import kept_fraction
-from tests.panorama.helpers import SETTINGS, opencv_reference, save_artifact
+from tests.support.panorama.coverage import kept_fraction
+from tests.support.panorama.helpers import SETTINGS, opencv_reference, save_artifact
 
 SHEET: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
 
@@ -219,7 +219,7 @@ def true_mosaic(paths: list[Path], second_to_first: np.ndarray) -> np.ndarray:
 ])
 def test_near_duplicate_pair_is_as_large_as_its_photos_with_a_plausible_field_of_view(
         tmp_path: Path, case: str, yaw: float, shift: int, exif: bool, projection: str) -> None:
-    from tests.panorama.similarity import compare_panoramas
+    from tests.support.panorama.similarity import compare_panoramas
 
     paths, second_to_first, photo_hfov = berlin_pair(tmp_path, yaw, shift, exif)
     result = stitch([Photo(p, p.name) for p in paths], SETTINGS, StitchOptions(projection=projection))

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import media
-from tests.videos.hdr import HABLE_REFERENCE, MATRIX_ONLY, colourfulness, decode_frames, hdr10_clip, highlight
+from tests.support.hdr import HABLE_REFERENCE, MATRIX_ONLY, colourfulness, decode_frames, hdr10_clip, highlight
 
 Run = Callable[..., dict[str, Any]]
 

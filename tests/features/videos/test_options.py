@@ -14,7 +14,7 @@ import pytest
 
 from media_service.media.video.faces import HaarCascade, find_cascade, group_rectangles, regions_from_detections
 from tests.conftest import media
-from tests.videos.conftest import FFMPEG, ffprobe, shaky_clip
+from tests.support.videos import FFMPEG, ffprobe, shaky_clip
 
 Run = Callable[..., dict[str, Any]]
 

@@ -12,8 +12,8 @@ import pytest
 from media_service.media.panorama.build import build_spin_from_photos, build_spin_from_video, spin_options
 from media_service.media.spin import SpinOptions, SpinPhoto, frame_on_product, load_photo_frames
 from tests.conftest import SHARED_MEDIA, media
-from tests.panorama.helpers import SETTINGS
-from tests.panorama.turntable import write_turntable_video
+from tests.support.panorama.helpers import SETTINGS
+from tests.support.panorama.turntable import write_turntable_video
 
 
 def set_photos(name: str, pattern: str) -> list[SpinPhoto]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from tests.conftest import media, service_env
-from tests.panorama.turntable import write_turntable_video
+from tests.support.panorama.turntable import write_turntable_video
 
 
 def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:

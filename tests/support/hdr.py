@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.conftest import media
-from tests.videos.conftest import FFMPEG, ffmpeg, ffprobe
+from tests.support.videos import FFMPEG, ffmpeg, ffprobe
 
 #: ffmpeg's usual HDR to SDR recipe (zimg + Hable), written out here on purpose: the reference the
 #: service's output is compared with must not come from the service's own code.

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from PIL import Image
 
 from tests.conftest import MerchantCredentials, media, wait_for_job
-from tests.panorama.turntable import write_turntable_video
+from tests.support.panorama.turntable import write_turntable_video
 
 
 def upload(client: FlaskClient, who: MerchantCredentials, path: Path, name: str | None = None) -> str:

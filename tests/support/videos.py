@@ -1,5 +1,5 @@
-"""Fixtures of the video tests: clips generated with ffmpeg (rotated, VFR, silent, quiet, HEVC, black
-stretch ...), a storage on a temp folder, and helpers that run the pipeline and inspect outputs with ffprobe.
+"""Video test media: clips generated with ffmpeg (rotated, VFR, silent, quiet, HEVC, black stretch ...) and
+helpers that inspect outputs with ffprobe.
 
 Generated inputs are trusted test fixtures, so they are made with subprocess directly; everything the
 service runs goes through ``media_service.media.video.ffmpeg``.
@@ -10,20 +10,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
-from media_service.config import load_settings
-from media_service.features.videos.job import process_video
-from media_service.storage import FileSystemStorage
+from tests.conftest import REPO, SHARED_MEDIA
 
 FFMPEG = os.environ.get("MEDIA_SERVICE_FFMPEG_BINARY", "ffmpeg")
 FFPROBE = os.environ.get("MEDIA_SERVICE_FFPROBE_BINARY", "ffprobe")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "videos"
+ARTIFACTS = REPO / "test-artifacts" / "videos"
 
 
 def ffmpeg(*args: str) -> None:
@@ -119,50 +115,10 @@ def shaky_clip(folder: Path, seconds: float = 3.0) -> Path:
     """A still scene (a real photo) filmed with a shaking hand: a jittering crop window, at most +-24 px."""
     path = folder / "shaky.mp4"
     if not path.exists():
-        photo = Path(__file__).resolve().parents[2].parent / "shared" / "media" / "panorama" / "pier" / "1.JPG"
+        photo = SHARED_MEDIA / "panorama" / "pier" / "1.JPG"
         ffmpeg("-loop", "1", "-framerate", "25", "-t", str(seconds), "-i", str(photo),
                "-vf", "scale=720:-2,crop=640:360:40+16*sin(n*1.7)+8*sin(n*0.9):40+12*cos(n*1.3)",
                "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-an", str(path))
     return path
 
 
-@pytest.fixture(scope="session")
-def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A session-wide folder for generated clips (each helper makes its clip once)."""
-    return tmp_path_factory.mktemp("clips")
-
-
-# --------------------------------------------------------------------------------------- running the pipeline
-
-
-@pytest.fixture(scope="session")
-def pipeline_settings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    data = tmp_path_factory.mktemp("pipeline-data")
-    return load_settings({"DATA_DIR": str(data)}, environ={})
-
-
-@pytest.fixture(scope="session")
-def storage(pipeline_settings: dict[str, Any]) -> FileSystemStorage:
-    return FileSystemStorage(pipeline_settings["STORAGE_ROOT"])
-
-
-@pytest.fixture(scope="session")
-def run_pipeline(storage: FileSystemStorage, pipeline_settings: dict[str, Any]) -> Callable[..., dict[str, Any]]:
-    """``run_pipeline(path, profile="buyer_show", options=None, prefix=None, **settings)`` -> result dict
-    (with ``out``: the folder of the published outputs)."""
-    counter = iter(range(10_000))
-
-    def run(path: Path, profile: str = "buyer_show", options: dict[str, bool] | None = None,
-            prefix: str | None = None, **overrides: Any) -> dict[str, Any]:
-        number = next(counter)
-        key = f"assets/test/{number}/original{path.suffix.lower()}"
-        storage.put_file(key, path)
-        prefix = prefix or f"jobs/test/{number}"
-        progress: list[float] = []
-        result = process_video(storage, {**pipeline_settings, **overrides}, source_key=key, profile_name=profile,
-                               options=options or {}, output_prefix=prefix, report=progress.append)
-        result["out"] = storage.root / prefix
-        result["progress_reported"] = progress
-        return result
-
-    return run

@@ -11,9 +11,9 @@ from flask.testing import FlaskClient
 from PIL import Image
 
 from media_service import create_app
-from tests.conftest import MerchantCredentials, make_test_config
+from tests.conftest import REPO, MerchantCredentials, make_test_config
 
-WIDGET = Path(__file__).resolve().parents[2] / "static" / "media-viewer.js"
+WIDGET = REPO / "static" / "media-viewer.js"
 BROWSER = {"Accept-Encoding": "gzip, deflate, br, zstd"}
 
 

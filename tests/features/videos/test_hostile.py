@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from media_service.errors import MediaServiceError
 from tests.conftest import MerchantCredentials, media, wait_for_job
 from tests.support import hostile
-from tests.videos.conftest import ffprobe
+from tests.support.videos import ffprobe
 
 Maker = Callable[[Path, hostile.Canary], Path]
 

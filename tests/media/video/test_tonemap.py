@@ -11,9 +11,7 @@ import pytest
 from media_service.errors import ProcessingError
 from media_service.media.video import tonemap
 from media_service.media.video.ffmpeg import has_filter
-from tests.videos.conftest import FFMPEG
-
-VIDEO_ENGINE = Path(__file__).resolve().parents[2] / "media_service" / "video"
+from tests.support.videos import FFMPEG
 
 
 @pytest.mark.parametrize("transfer", [tonemap.PQ, tonemap.HLG])

@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import MerchantCredentials, media, start_worker, stop_process, wait_for_job
-from tests.videos.conftest import FFMPEG, tone_clip
+from tests.support.videos import FFMPEG, tone_clip
 
 
 def upload(client: FlaskClient, who: MerchantCredentials, path: Path) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import media
-from tests.videos.conftest import FFPROBE, ffmpeg
+from tests.support.videos import FFPROBE, ffmpeg
 
 Run = Callable[..., dict[str, Any]]
 

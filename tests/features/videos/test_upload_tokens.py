@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from media_service.models import UploadToken, Video, utcnow
 from tests.conftest import MerchantCredentials, media
-from tests.videos.conftest import tone_clip
+from tests.support.videos import tone_clip
 
 TUS = {"Tus-Resumable": "1.0.0"}
 

@@ -22,8 +22,8 @@ from media_service.media.panorama.cropping import covered_rectangle
 from media_service.media.panorama.errors import StitchingError
 from media_service.media.panorama.stitcher import Photo, StitchOptions, stitch
 from tests.conftest import media
-from tests.panorama.helpers import SETTINGS, opencv_reference, photo_paths, photos, save_artifact, side_by_side
-from tests.panorama.similarity import compare_panoramas
+from tests.support.panorama.helpers import SETTINGS, opencv_reference, photo_paths, photos, save_artifact, side_by_side
+from tests.support.panorama.similarity import compare_panoramas
 
 
 def crop_black_borders(bgr: np.ndarray) -> np.ndarray:

@@ -13,8 +13,8 @@ from media_service.jobs import queue
 from media_service.jobs.base import SUCCEEDED, job_output_root
 from media_service.models import Job
 from tests.conftest import MerchantCredentials, wait_for_job
-from tests.videos.conftest import tone_clip
-from tests.videos.test_api import local, process, running_worker, upload
+from tests.features.videos.test_api import local, process, running_worker, upload
+from tests.support.videos import tone_clip
 
 __all__ = ["running_worker"]  # the fixture, imported to be shared
 
