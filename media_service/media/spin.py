@@ -6,7 +6,10 @@ view repeats (the frame where the product shows its starting side again), and N 
 even angles. Every frame is then framed on the product found against the background (centred, one
 consistent scale), brought to one exposure, optionally put on a clean background, and published at
 several widths in WebP and JPEG with a sprite sheet and a manifest.
-"""
+
+
+Over 500 lines: ordering, revolution finding, framing and publishing share the frame types and the
+product-box helpers; next step when it grows: a ``spin/`` package with one module per stage."""
 
 from __future__ import annotations
 

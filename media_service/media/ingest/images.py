@@ -4,7 +4,10 @@
 the sniffed format may parse it, the pixel cap is checked from the header before anything is decoded,
 Pillow's decompression-bomb warning is an error, animated images have a frame cap counted cheaply, and
 the first frame is fully decoded so truncation and corruption are found at upload time, not in a job.
-"""
+
+
+Over 500 lines on purpose: the whole policy for decoding untrusted images (caps, scan counting, bounded
+validation of huge images and the child-process decode entry point) is kept in one reviewable module."""
 
 from __future__ import annotations
 

@@ -6,7 +6,10 @@ and one band of rows at a time. When a stage fails the next option is tried: SIF
 the rotation model then the affine model (flat subjects), spherical then cylindrical projection. What
 happened to every photo ends up in the diagnostics, and a set that cannot be stitched raises one
 :class:`StitchingError` whose message says what to reshoot.
-"""
+
+
+Over 500 lines: ``stitch()`` and its fallback chain read as one story; the work of each stage is in its
+own module (features, matching, cameras, warping, exposure, seams, blending, cropping)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,10 @@ Every run is an argument list (never a shell), gets a wall-clock limit enforced 
 process group, keeps only a bounded tail of stderr, and reports progress from ffmpeg's own ``-progress``
 output. Untrusted inputs go through :func:`safe_input_args` so that a file can never make ffmpeg open
 another protocol, another demuxer (HLS, concat, DASH ...) or another file.
-"""
+
+
+Over 500 lines on purpose: all ffmpeg invocation stays in one place (timeouts, process groups, progress,
+error tails, the input allow-list), so no other module spawns it."""
 
 from __future__ import annotations
 
