@@ -38,6 +38,7 @@ from media_service.media.detection.catalog import (
     index_product_photo,
 )
 from media_service.media.detection.frames import VideoGeometry, prefetch, stream_frames
+from media_service.media_options import ingest_limits
 from tests.conftest import media
 from tests.products.evaluation import Score, contact_sheet, draw_boxes
 from tests.products.semireal import CATALOG_SKUS, load_photo, render_random_clips, truths_at
@@ -65,10 +66,11 @@ def main() -> None:
     side = args.detect_side or config["PRODUCT_DETECT_SIDE"]
     with tempfile.TemporaryDirectory() as tmp:
         path, truths = clip_720p(Path(tmp), args.seconds)
-        geometry = VideoGeometry.probe(path, "mp4", config)
+        geometry = VideoGeometry.probe(path, "mp4", ingest_limits(config))
 
         def frames():  # every frame, 720p, as the 25 frames/s video has them
-            return stream_frames(path, demuxer="mp4", geometry=geometry, fps=25.0, max_side=1280, settings=config)
+            return stream_frames(path, demuxer="mp4", geometry=geometry, fps=25.0, max_side=1280,
+                                 limits=ingest_limits(config))
 
         started = time.perf_counter()
         decoded = [frame for frame in frames()]
@@ -138,9 +140,9 @@ def random_accuracy(detector: CatalogDetector, count: int, seed: int, config: di
     missed: list[np.ndarray] = []
     with tempfile.TemporaryDirectory() as tmp:
         for number, (path, truths) in enumerate(render_random_clips(np.random.default_rng(seed), count, Path(tmp))):
-            geometry = VideoGeometry.probe(path, "mp4", config)
+            geometry = VideoGeometry.probe(path, "mp4", ingest_limits(config))
             for frame in stream_frames(path, demuxer="mp4", geometry=geometry, fps=4.0, max_side=960,
-                                       settings=config):
+                                       limits=ingest_limits(config)):
                 detections = detector.detect(frame.image)
                 expected = truths_at(truths, frame.t, 12.0)
                 where = f"{number}@{frame.t:.2f}"
@@ -166,8 +168,9 @@ def product_free(detector: CatalogDetector, config: dict) -> dict:
     for clip in PRODUCT_FREE_CLIPS:
         path = media(clip)
         demuxer = "mov" if path.suffix == ".mov" else "mp4"
-        geometry = VideoGeometry.probe(path, demuxer, config)
-        for frame in stream_frames(path, demuxer=demuxer, geometry=geometry, fps=4.0, max_side=960, settings=config):
+        geometry = VideoGeometry.probe(path, demuxer, ingest_limits(config))
+        for frame in stream_frames(path, demuxer=demuxer, geometry=geometry, fps=4.0, max_side=960,
+                                   limits=ingest_limits(config)):
             frames += 1
             detections = detector.detect(frame.image)
             false_detections += [f"{path.name}@{frame.t:.2f} {sku} {score:.2f}"

@@ -20,6 +20,7 @@ sys.path.insert(0, str(REPO))
 from media_service.config import SETTINGS  # noqa: E402
 from media_service.media.detection.catalog import CatalogProduct, index_product_photo  # noqa: E402
 from media_service.media.ingest.images import configure_image_limits  # noqa: E402
+from media_service.media_options import ingest_limits  # noqa: E402
 from tests.conftest import media  # noqa: E402
 from tests.products.semireal import CATALOG_SKUS, Placement, Truth, load_photo, render_clip  # noqa: E402
 
@@ -43,7 +44,7 @@ CLIP_PLACEMENTS = (
 
 def settings() -> dict:
     values = {s.name: s.default for s in SETTINGS}
-    configure_image_limits(values)
+    configure_image_limits(ingest_limits(values))
     return values
 
 

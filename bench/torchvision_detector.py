@@ -27,6 +27,7 @@ from products_common import REPO, clip_720p, settings
 
 from media_service.media.detection.frames import VideoGeometry, batched, prefetch, stream_frames
 from media_service.media.detection.torchvision import BACKGROUND, TorchvisionDetector, build_model
+from media_service.media_options import ingest_limits
 
 
 def main() -> None:
@@ -43,10 +44,11 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         path, _ = clip_720p(Path(tmp), max(2.0, args.frames / 25.0 + 0.5))
-        geometry = VideoGeometry.probe(path, "mp4", config)
+        geometry = VideoGeometry.probe(path, "mp4", ingest_limits(config))
 
         def frames():
-            return stream_frames(path, demuxer="mp4", geometry=geometry, fps=25.0, max_side=1280, settings=config,
+            return stream_frames(path, demuxer="mp4", geometry=geometry, fps=25.0, max_side=1280,
+                                 limits=ingest_limits(config),
                                  limit=args.frames)
 
         started = time.perf_counter()

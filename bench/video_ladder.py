@@ -98,7 +98,9 @@ def ours(source: ladder.LadderInput, renditions: list[ladder.PlannedRendition], 
 
 def describe(path: Path) -> tuple[ladder.LadderInput, list[ladder.PlannedRendition]]:
     settings = load_settings({"DATA_DIR": tempfile.gettempdir()}, environ={})
-    info = probe_video(path, demuxer="mov", settings=settings)
+    info = probe_video(path, demuxer="mov", binary=settings["FFPROBE_BINARY"],
+                       timeout=settings["PROBE_TIMEOUT_SECONDS"],
+                       max_pixels=settings["MAX_VIDEO_PIXELS"])
     main = info.video
     assert main is not None
     fps = output_fps(PROFILE, main.avg_frame_rate or main.r_frame_rate)

@@ -30,6 +30,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from media_service.features import FEATURES, install
     from media_service.jobs.base import LocalExecutor, set_executor
     from media_service.media.ingest.images import configure_image_limits
+    from media_service.media_options import ingest_limits
     from media_service.security.ratelimit import RateLimiter
     from media_service.storage import make_storage
     from media_service.web import files
@@ -38,7 +39,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from media_service.web.requests import MediaRequest, remove_spool_files
 
     settings = load_settings(test_config)
-    configure_image_limits(settings)
+    configure_image_limits(ingest_limits(settings))
     app = Flask(__name__, static_folder=str(PROJECT_ROOT / "static"), static_url_path="/static")
     app.config.update(settings)
     app.request_class = MediaRequest

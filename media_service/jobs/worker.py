@@ -40,6 +40,7 @@ from media_service.jobs.base import (
     register_job_kinds,
 )
 from media_service.media.ingest.images import configure_image_limits
+from media_service.media_options import ingest_limits
 from media_service.models import WorkerHeartbeat, utcnow
 from media_service.storage import make_storage
 from media_service.storage.base import storage_full_as_error
@@ -198,7 +199,7 @@ def job_process_main(settings: dict[str, Any], owner: str, parent_pid: int, job_
     _die_with_parent()
     signal.signal(signal.SIGTERM, _exit_on_signal)
     logging.basicConfig(level=settings["LOG_LEVEL"], format="%(asctime)s %(processName)s %(message)s")
-    configure_image_limits(settings)
+    configure_image_limits(ingest_limits(settings))
     register_job_kinds(job_kinds())
     load_job_modules(settings["JOB_MODULES"])
     db = Database.from_settings(settings)

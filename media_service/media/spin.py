@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,8 +28,13 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from media_service.errors import MediaServiceError
+from media_service.media.ingest.facts import IngestLimits
+from media_service.media.ingest.images import open_image_safely
+from media_service.media.ingest.sniff import sniff_file
 from media_service.media.panorama.errors import StitchingError
 from media_service.media.panorama.tiles import resize_to_width, save_image
+from media_service.media.video.ffmpeg import FFmpegTools, run_ffmpeg, safe_input_args
+from media_service.media.video.probe import probe_video
 
 Progress = Callable[[float], None]
 
@@ -53,6 +58,19 @@ FIXED_HEIGHT_SPREAD = 0.15
 FIXED_CENTRE_SPREAD = 0.12
 #: ...and, on a backdrop with detail, when the backdrop changes by less than this (mean grey levels).
 FIXED_BACKDROP_CHANGE = 6.0
+
+
+@dataclass(frozen=True)
+class SpinLimits:
+    """The service's limits of spins (its SPIN_* settings) and of the files they are made from."""
+
+    widths: tuple[int, ...]
+    sprite_frame_width: int
+    quality: int
+    max_video_seconds: float
+    max_frame_side: int
+    max_photos: int
+    ingest: IngestLimits
 
 
 @dataclass(frozen=True)
@@ -129,15 +147,13 @@ def even_picks(available: int, wanted: int) -> list[int]:
     return [round(k * available / wanted) % available for k in range(wanted)]
 
 
-def load_photo_frames(photos: Sequence[SpinPhoto], settings: Mapping[str, Any], frames: int | None) -> SpinFrames:
+def load_photo_frames(photos: Sequence[SpinPhoto], limits: IngestLimits, frames: int | None) -> SpinFrames:
     """Read, order and (when ``frames`` is less than the photos) evenly thin a turntable photo set."""
-    from media_service.media.ingest.images import open_image_safely
-
     images: list[np.ndarray] = []
     times: list[datetime | None] = []
     for photo in photos:
         try:
-            with open_image_safely(photo.path, settings) as opened:
+            with open_image_safely(photo.path, limits) as opened:
                 times.append(capture_time(opened))
                 upright = ImageOps.exif_transpose(opened)
                 has_alpha = "A" in upright.getbands() or "transparency" in upright.info
@@ -222,18 +238,17 @@ def frames_at_even_angles(period: float, count: int) -> list[int]:
     return [round(k * period / count) for k in range(count)]
 
 
-def _video_stream(path: Path, settings: Mapping[str, Any]) -> tuple[str | None, Any]:
-    from media_service.media.ingest.sniff import sniff_file
-    from media_service.media.video.probe import probe_video
-
+def _video_stream(path: Path, limits: SpinLimits) -> tuple[str | None, Any]:
     sniffed = sniff_file(path)
     if sniffed.kind != "video":
         raise StitchingError("a spin from video needs a video file (MP4, MOV or WebM)", code="not_a_video")
-    info = probe_video(path, demuxer=sniffed.demuxer, settings=settings, vfr_sample_packets=0)
+    tools = limits.ingest.tools
+    info = probe_video(path, demuxer=sniffed.demuxer, binary=tools.ffprobe_binary, timeout=tools.probe_timeout_seconds,
+                       max_pixels=limits.ingest.max_video_pixels, vfr_sample_packets=0)
     stream = info.video
     if stream is None:
         raise StitchingError("the file has no video stream; upload the turntable video again", code="no_video_stream")
-    longest = float(settings.get("SPIN_MAX_VIDEO_SECONDS", 120.0))
+    longest = limits.max_video_seconds
     duration = stream.duration or info.media_duration
     if duration is not None and duration > longest:
         raise StitchingError(f"the video is {duration:.0f} s long; a spin is made from at most {longest:g} s: trim it "
@@ -241,37 +256,36 @@ def _video_stream(path: Path, settings: Mapping[str, Any]) -> tuple[str | None, 
     return sniffed.demuxer, stream
 
 
-def _ffmpeg_frames(path: Path, demuxer: str | None, settings: Mapping[str, Any], target: Path, filters: str,
+def _ffmpeg_frames(path: Path, demuxer: str | None, tools: FFmpegTools, target: Path, filters: str,
                    pix_fmt: str, frame_limit: int, duration: float | None, progress: Progress | None,
                    frame_bytes: int) -> None:
     """Decode up to ``frame_limit`` frames through ``filters`` into a raw file (size-capped accordingly)."""
     max_bytes = frame_limit * frame_bytes + 1024 * 1024
-    from media_service.media.video.ffmpeg import run_ffmpeg, safe_input_args
 
     args = [*safe_input_args(path, demuxer), "-map", "0:v:0", "-an", "-sn", "-dn", "-vf", filters,
             "-fps_mode", "passthrough", "-pix_fmt", pix_fmt, "-f", "rawvideo"]
     args += ["-frames:v", str(frame_limit)]
     args += ["-y", str(target)]
-    run_ffmpeg(args, timeout=float(settings.get("FFMPEG_TIMEOUT_SECONDS", 3600.0)),
-               binary=str(settings.get("FFMPEG_BINARY", "ffmpeg")), duration=duration, on_progress=progress,
+    run_ffmpeg(args, timeout=tools.ffmpeg_timeout_seconds, binary=tools.ffmpeg_binary, duration=duration,
+               on_progress=progress,
                max_output_bytes=max_bytes, watch_paths=[target])
 
 
-def load_video_frames(path: Path, settings: Mapping[str, Any], frames: int, staging: Path,
+def load_video_frames(path: Path, limits: SpinLimits, frames: int, staging: Path,
                       progress: Progress | None = None) -> SpinFrames:
     """Decode a turntable video twice: small greyscale frames to find the revolution, then only the
     ``frames`` chosen views at full size (ffmpeg applies the display rotation)."""
     report = progress or (lambda fraction: None)
-    demuxer, stream = _video_stream(path, settings)
+    demuxer, stream = _video_stream(path, limits)
     width, height = stream.display_width, stream.display_height
-    max_side = int(settings.get("SPIN_MAX_FRAME_SIDE", 2048))
+    max_side = limits.max_frame_side
     shrink = min(1.0, max_side / max(width, height))
     width, height = max(2, round(width * shrink)), max(2, round(height * shrink))
     small_w = ANALYSIS_WIDTH
     small_h = max(2, round(height * small_w / width))
     duration = stream.duration
     analysis = staging / "analysis.gray"
-    _ffmpeg_frames(path, demuxer, settings, analysis, f"scale={small_w}:{small_h}:flags=area,format=gray",
+    _ffmpeg_frames(path, demuxer, limits.ingest.tools, analysis, f"scale={small_w}:{small_h}:flags=area,format=gray",
                    "gray", MAX_ANALYSED_FRAMES, duration, lambda f: report(0.45 * f), small_w * small_h)
     small = np.fromfile(analysis, np.uint8)
     small = small[: small.size // (small_w * small_h) * small_w * small_h].reshape(-1, small_h, small_w)
@@ -291,7 +305,7 @@ def load_video_frames(path: Path, settings: Mapping[str, Any], frames: int, stag
     select = "+".join(f"eq(n,{n})" for n in unique)
     chosen = staging / "frames.rgb"
     last_time = (max(numbers) + 1) / fps if fps else None
-    _ffmpeg_frames(path, demuxer, settings, chosen,
+    _ffmpeg_frames(path, demuxer, limits.ingest.tools, chosen,
                    f"select='{select}',scale={width}:{height}:flags=bicubic,crop={crop_w}:{crop_h}:{crop_x}:{crop_y}",
                    "rgb24", len(unique), last_time, lambda f: report(0.45 + 0.25 * f), crop_w * crop_h * 3)
     frame_bytes = crop_w * crop_h * 3

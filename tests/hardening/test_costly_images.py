@@ -19,16 +19,18 @@ from media_service.errors import InvalidMedia
 from media_service.media.ingest import inspect_media
 from tests.conftest import REPO, MerchantCredentials
 from tests.hardening.hostile_images import big_flat_png, damaged_png, many_scan_jpeg
+from tests.support.options import ingest_limits
 
 MEASURE = """
 import json, os, resource, sys
 from media_service.media.ingest import inspect_media
+from tests.support.options import ingest_limits
 pages = int(open("/proc/self/statm").read().split()[0])
 headroom = int(sys.argv[3]) * 1024 * 1024
 limit = pages * os.sysconf("SC_PAGE_SIZE") + headroom
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 try:
-    facts = inspect_media(sys.argv[1], json.loads(sys.argv[2]))
+    facts = inspect_media(sys.argv[1], ingest_limits(**json.loads(sys.argv[2])))
     print(json.dumps({"size": [facts.width, facts.height]}))
 except Exception as exc:
     print(json.dumps({"error": str(exc)[:200], "reason": getattr(exc, "extra", {}).get("reason")}))
@@ -55,7 +57,7 @@ def test_a_jpeg_with_thousands_of_scans_is_refused_before_decoding(client: Flask
 
 
 def test_a_normal_progressive_jpeg_passes(tmp_path: Path) -> None:
-    facts = inspect_media(many_scan_jpeg(tmp_path, scans=10, size=(800, 600)), {})
+    facts = inspect_media(many_scan_jpeg(tmp_path, scans=10, size=(800, 600)), ingest_limits())
     assert (facts.width, facts.height) == (800, 600)
 
 
@@ -63,7 +65,7 @@ def test_a_heavy_decode_has_a_deadline(tmp_path: Path) -> None:
     path = many_scan_jpeg(tmp_path, scans=100, size=(4000, 4000))
     start = time.monotonic()
     with pytest.raises(InvalidMedia) as refused:
-        inspect_media(path, {"IMAGE_HEAVY_PIXELS": 1_000_000, "IMAGE_DECODE_TIMEOUT_SECONDS": 0.5})
+        inspect_media(path, ingest_limits(IMAGE_HEAVY_PIXELS=1_000_000, IMAGE_DECODE_TIMEOUT_SECONDS=0.5))
     assert refused.value.extra["reason"] == "too_costly"
     assert time.monotonic() - start < 5.0
 
@@ -81,5 +83,5 @@ def test_a_big_png_is_validated_in_bounded_memory(tmp_path: Path) -> None:
 def test_a_damaged_big_png_is_still_refused(tmp_path: Path, truncate: bool) -> None:
     path = damaged_png(big_flat_png(tmp_path, 5000, 4000), tmp_path, truncate=truncate)
     with pytest.raises(InvalidMedia) as refused:
-        inspect_media(path, {})
+        inspect_media(path, ingest_limits())
     assert refused.value.extra["reason"] == ("truncated" if truncate else "corrupt")

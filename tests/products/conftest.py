@@ -20,6 +20,7 @@ from media_service.config import SETTINGS
 from media_service.db import upgrade
 from media_service.media.detection.catalog import CatalogProduct, index_product_photo
 from media_service.media.ingest.images import configure_image_limits
+from media_service.media_options import ingest_limits
 from tests.conftest import MerchantCredentials, add_merchant, make_test_config, start_worker, stop_process, wait_for_job
 from tests.products.semireal import (
     CATALOG_SKUS,
@@ -52,7 +53,7 @@ def artifact(name: str) -> Path:
 @pytest.fixture(scope="session")
 def settings() -> dict[str, Any]:
     values = {s.name: s.default for s in SETTINGS}
-    configure_image_limits(values)
+    configure_image_limits(ingest_limits(values))
     return values
 
 

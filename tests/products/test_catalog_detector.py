@@ -27,6 +27,7 @@ from media_service.media.detection.catalog import (
     refine_alignment,
 )
 from media_service.media.detection.frames import VideoGeometry, stream_frames
+from media_service.media_options import ingest_limits
 from tests.products.conftest import CLIP_FPS, Clip, artifact
 from tests.products.evaluation import Score, draw_boxes
 from tests.products.semireal import load_photo, render_random_clips, truths_at
@@ -45,9 +46,9 @@ def test_precision_recall_and_top1_on_semi_real_clips(catalog: list[CatalogProdu
     per_clip = {}
     for name, clip in evaluation_clips.items():
         score = Score()
-        geometry = VideoGeometry.probe(clip.path, "mp4", settings)
+        geometry = VideoGeometry.probe(clip.path, "mp4", ingest_limits(settings))
         for frame in stream_frames(clip.path, demuxer="mp4", geometry=geometry, fps=settings["INDEX_FPS"],
-                                   max_side=settings["INDEX_FRAME_SIDE"], settings=settings):
+                                   max_side=settings["INDEX_FRAME_SIDE"], limits=ingest_limits(settings)):
             detections = detector.detect(frame.image)
             truths = truths_at(clip.truths, frame.t, clip.fps)
             for tally in (score, total):
@@ -75,9 +76,9 @@ def test_the_bar_holds_on_fresh_random_clips(catalog: list[CatalogProduct], sett
     score = Score()
     clips = render_random_clips(np.random.default_rng(FRESH_SEED), 12, tmp_path, fps=CLIP_FPS)
     for number, (path, truths) in enumerate(clips):
-        geometry = VideoGeometry.probe(path, "mp4", settings)
+        geometry = VideoGeometry.probe(path, "mp4", ingest_limits(settings))
         for frame in stream_frames(path, demuxer="mp4", geometry=geometry, fps=settings["INDEX_FPS"],
-                                   max_side=settings["INDEX_FRAME_SIDE"], settings=settings):
+                                   max_side=settings["INDEX_FRAME_SIDE"], limits=ingest_limits(settings)):
             score.add(detector.detect(frame.image), truths_at(truths, frame.t, CLIP_FPS),
                       where=f"{number}@{frame.t:.2f}")
     report = {"seed": FRESH_SEED, "overall": score.summary(), "misses": score.misses,

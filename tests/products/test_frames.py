@@ -13,6 +13,7 @@ import pytest
 
 from media_service.media.detection.frames import VideoGeometry, batched, decode_frame_at, prefetch, stream_frames
 from media_service.media.video.ffmpeg import FFmpegError, FFmpegTimeout, open_ffmpeg_stream
+from media_service.media_options import ingest_limits
 from tests.conftest import media
 from tests.support import hostile
 
@@ -23,34 +24,38 @@ def _ffmpeg_children() -> list[psutil.Process]:
 
 def test_frames_come_upright_at_the_asked_rate(settings: dict[str, Any]) -> None:
     path = media("video/flower.mp4")
-    geometry = VideoGeometry.probe(path, "mp4", settings)
+    geometry = VideoGeometry.probe(path, "mp4", ingest_limits(settings))
     assert (geometry.display_width, geometry.display_height) == (960, 540)
-    frames = list(stream_frames(path, demuxer="mp4", geometry=geometry, fps=4.0, max_side=480, settings=settings))
+    frames = list(stream_frames(path, demuxer="mp4", geometry=geometry, fps=4.0, max_side=480,
+                                limits=ingest_limits(settings)))
     assert 20 <= len(frames) <= 21  # 5.05 s at 4 frames per second
     assert [f.t for f in frames[:3]] == [0.0, 0.25, 0.5]
     assert frames[0].image.shape == (270, 480, 3) and frames[0].image.dtype == np.uint8
     portrait = media("video/iphone_rotated.mov")  # coded 568x320 with a -90 display matrix
-    geometry = VideoGeometry.probe(portrait, "mov", settings)
+    geometry = VideoGeometry.probe(portrait, "mov", ingest_limits(settings))
     first = next(iter(stream_frames(portrait, demuxer="mov", geometry=geometry, fps=2.0, max_side=568,
-                                    settings=settings)))
+                                    limits=ingest_limits(settings))))
     assert first.image.shape == (568, 320, 3)
 
 
 def test_a_single_frame_at_t_matches_the_stream(settings: dict[str, Any]) -> None:
     path = media("video/bigbuckbunny.mp4")
-    geometry = VideoGeometry.probe(path, "mp4", settings)
-    frames = list(stream_frames(path, demuxer="mp4", geometry=geometry, fps=2.0, max_side=320, settings=settings,
+    geometry = VideoGeometry.probe(path, "mp4", ingest_limits(settings))
+    frames = list(stream_frames(path, demuxer="mp4", geometry=geometry, fps=2.0, max_side=320,
+                                limits=ingest_limits(settings),
                                 limit=5))
-    single = decode_frame_at(path, 2.0, demuxer="mp4", geometry=geometry, max_side=320, settings=settings)
+    single = decode_frame_at(path, 2.0, demuxer="mp4", geometry=geometry, max_side=320, limits=ingest_limits(settings))
     assert single is not None and single.shape == frames[4].image.shape
     assert np.abs(single.astype(int) - frames[4].image.astype(int)).mean() < 4
-    assert decode_frame_at(path, 999.0, demuxer="mp4", geometry=geometry, max_side=320, settings=settings) is None
+    assert decode_frame_at(path, 999.0, demuxer="mp4", geometry=geometry, max_side=320,
+                           limits=ingest_limits(settings)) is None
 
 
 def test_stopping_early_kills_ffmpeg(settings: dict[str, Any]) -> None:
     path = media("video/bottle-detection.mp4")  # 40 s
-    geometry = VideoGeometry.probe(path, "mp4", settings)
-    stream = stream_frames(path, demuxer="mp4", geometry=geometry, fps=30.0, max_side=640, settings=settings)
+    geometry = VideoGeometry.probe(path, "mp4", ingest_limits(settings))
+    stream = stream_frames(path, demuxer="mp4", geometry=geometry, fps=30.0, max_side=640,
+                           limits=ingest_limits(settings))
     for frame in stream:
         if frame.index == 2:
             assert _ffmpeg_children()
@@ -78,7 +83,8 @@ def test_hostile_playlist_named_mp4_is_refused_without_reading_the_canary(tmp_pa
         path = hostile.hls_playlist_as_mp4(tmp_path, trap.file_url)
         with pytest.raises(FFmpegError) as caught:
             geometry = VideoGeometry(stream_index=0, display_width=64, display_height=48)
-            list(stream_frames(path, demuxer="mp4", geometry=geometry, fps=1.0, max_side=64, settings=settings))
+            list(stream_frames(path, demuxer="mp4", geometry=geometry, fps=1.0, max_side=64,
+                               limits=ingest_limits(settings)))
         trap.assert_untouched(caught.value)
 
 

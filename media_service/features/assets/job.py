@@ -7,6 +7,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 from sqlalchemy.orm import Session
 
+from media_service import media_options
 from media_service.features.assets.service import asset_prefix
 from media_service.jobs.base import JobContext, JobKind
 from media_service.media.ingest.images import open_image_safely
@@ -22,7 +23,8 @@ def thumbnail_key(merchant_id: str, asset_id: str) -> str:
 
 def image_thumbnail(source: Path, target: Path, settings: dict) -> None:
     """Re-encode an image upright and small; EXIF/GPS is not carried over."""
-    with open_image_safely(source, settings, draft_size=(THUMBNAIL_WIDTH, THUMBNAIL_WIDTH)) as image:
+    limits = media_options.ingest_limits(settings)
+    with open_image_safely(source, limits, draft_size=(THUMBNAIL_WIDTH, THUMBNAIL_WIDTH)) as image:
         upright = ImageOps.exif_transpose(image)
         upright.thumbnail((THUMBNAIL_WIDTH, THUMBNAIL_WIDTH * 4), Image.Resampling.LANCZOS)
         if upright.mode not in {"RGB", "L"}:

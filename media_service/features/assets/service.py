@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from media_service import media_options
 from media_service.db import begin_write, end_read
 from media_service.errors import BadRequest, InvalidMedia, NotFound
 from media_service.jobs.queue import enqueue
@@ -62,7 +63,7 @@ def accept_file(session: Session, storage: Storage, settings: Mapping[str, Any],
         if existing is not None:
             return existing, False
         end_read(session)  # validation may take seconds; hold no snapshot meanwhile
-        facts = inspect_media(path, settings)
+        facts = inspect_media(path, media_options.ingest_limits(settings))
         asset_id = new_id("ast")
         key = f"{asset_prefix(merchant_id, asset_id)}/original.{EXTENSIONS.get(facts.format, 'bin')}"
         stored = storage.put_file(key, path, move=True, sha256=sha256)

@@ -60,7 +60,8 @@ def render_campaign(ctx: JobContext) -> dict[str, Any]:
         avoid = [AvoidRegion(r[0], r[1], (r[2], r[3], r[4], r[5]), "product") for r in params.get("avoid") or []]
         notes = []
         try:
-            faces = detect_faces(video_path, duration, find_cascade(settings), work, binary=binary, timeout=timeout)
+            cascade = find_cascade(settings["VIDEO_FACE_CASCADE"])
+            faces = detect_faces(video_path, duration, cascade, work, binary=binary, timeout=timeout)
         except ProcessingError as exc:
             faces, notes = [], [f"faces were not avoided: {exc.detail}"]
         avoid += faces

@@ -28,7 +28,8 @@ from media_service.db import begin_write
 from media_service.errors import BadRequest, Conflict
 from media_service.features.assets.service import get_asset
 from media_service.features.campaigns import draw as drawing
-from media_service.features.videos.service import get_video
+from media_service.features.video_index.service import latest_index, list_tracks
+from media_service.features.videos.service import describe_video_for_embed, get_video
 from media_service.jobs.queue import job_to_dict
 from media_service.jobs.resources import (
     Dependents,
@@ -126,7 +127,6 @@ def avoid_regions(session: Session, merchant_id: str, asset_id: str) -> list[lis
     track and second (the union of its boxes in that second)."""
     # Imported here: the features package imports campaigns before products and video_index, whose modules
     # import each other and must be imported in their own order (products first).
-    from media_service.features.video_index.service import latest_index, list_tracks
 
     index = latest_index(session, merchant_id, asset_id, ready=True)
     if index is None:
@@ -419,8 +419,6 @@ def describe_campaign_for_embed(session: Session, merchant_id: str, campaign_id:
     """A published campaign for the widget: the video to play (the processed video in overlay mode, the
     burned-in MP4 in burned mode), the fragment images (overlay), the rules and the play endpoints (relative
     to the manifest URL). Never the schedule: that is revealed per session, segment by segment."""
-    from media_service.features.videos.service import describe_video_for_embed
-
     campaign = get_campaign(session, merchant_id, campaign_id)
     if campaign.state not in ("published", "closed", "drawn"):
         raise Conflict("this campaign is not published yet; embed it once it is", code="not_ready")

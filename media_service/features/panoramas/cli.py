@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from media_service import media_options
 from media_service.commands import app_of, progress_bar
 from media_service.errors import MediaServiceError
 from media_service.media.panorama.build import build_panorama, panorama_options
@@ -31,19 +32,19 @@ def panoramas() -> None:
 def panoramas_stitch(ctx: click.Context, files: tuple[Path, ...], out_dir: Path, projection: str, detector: str,
                      crop: bool, max_megapixels: float | None) -> None:
     """Stitch FILES (two or more overlapping photos, any order) into a panorama in --out."""
-    settings = app_of(ctx).config
+    limits = media_options.panorama_limits(app_of(ctx).config)
     raw: dict[str, Any] = {"projection": projection, "detector": detector, "crop": crop}
     if max_megapixels is not None:
         raw["max_output_megapixels"] = max_megapixels
     try:
-        options = panorama_options(raw, settings)
+        options = panorama_options(raw, limits)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     out_dir.mkdir(parents=True, exist_ok=True)
     bar, update = progress_bar("stitching")
     try:
         with bar:
-            summary = build_panorama([Photo(path, path.name) for path in files], out_dir, settings, options, update)
+            summary = build_panorama([Photo(path, path.name) for path in files], out_dir, limits, options, update)
     except MediaServiceError as exc:
         diagnostics = exc.extra.get("diagnostics") or {}
         for photo in diagnostics.get("photos", []):

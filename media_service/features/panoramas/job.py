@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from media_service import media_options
 from media_service.jobs.base import JobContext, JobKind
 from media_service.jobs.resources import record_result
 from media_service.media.panorama.build import build_panorama, panorama_options
@@ -53,14 +54,15 @@ def _record_panorama(session: Session, job: Job) -> list[str]:
 
 def stitch_panorama(ctx: JobContext) -> dict[str, Any]:
     params = ctx.params
-    options = panorama_options(params.get("options"), ctx.settings)
+    limits = media_options.panorama_limits(ctx.settings)
+    options = panorama_options(params.get("options"), limits)
     prefix = ctx.output_key("panorama")
     with ExitStack() as stack:
         photos = [Photo(local_input(stack, ctx.storage, photo), photo.get("name", "")) for photo in params["photos"]]
         staging = stack.enter_context(ctx.storage.staging_dir())
         out_dir = staging / "out"
         out_dir.mkdir()
-        summary = build_panorama(photos, out_dir, ctx.settings, options, lambda f: ctx.progress(0.95 * f))
+        summary = build_panorama(photos, out_dir, limits, options, lambda f: ctx.progress(0.95 * f))
         publish_folder(ctx.storage, out_dir, prefix)
     return {"panorama_id": params["panorama_id"], "prefix": prefix, **summary}
 

@@ -13,6 +13,7 @@ from typing import Any
 from flask import url_for
 from sqlalchemy.orm import Session
 
+from media_service import media_options
 from media_service.errors import BadRequest
 from media_service.features.assets.service import asset_id_list, image_assets
 from media_service.jobs.queue import job_to_dict
@@ -34,7 +35,7 @@ def create_panorama(session: Session, settings: Mapping[str, Any], merchant_id: 
     if not isinstance(raw_options, dict):
         raise BadRequest("options must be a JSON object", code="invalid_options")
     try:
-        panorama_options(raw_options, settings)
+        panorama_options(raw_options, media_options.panorama_limits(settings))
     except ValueError as exc:
         raise BadRequest(str(exc), code="invalid_options") from exc
     assets = image_assets(session, merchant_id, asset_ids)

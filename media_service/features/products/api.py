@@ -8,10 +8,8 @@ from flask import Blueprint, current_app, url_for
 from sqlalchemy import select
 
 from media_service.db import get_session
-from media_service.errors import BadRequest, NotFound
 from media_service.features.products import service as products
-from media_service.features.video_index.cart import cart_webhook, delete_cart_webhook, put_cart_webhook
-from media_service.models import Product, WebhookDelivery
+from media_service.models import Product
 from media_service.security.api_keys import current_merchant_id, require
 from media_service.web.requests import created, json_body, page
 
@@ -62,48 +60,4 @@ def update_product(sku: str) -> Any:
 def delete_product(sku: str) -> Any:
     session = get_session()
     products.delete_product(session, products.get_product(session, current_merchant_id(), sku))
-    return "", 204
-
-
-# ----------------------------------------------------------------------------------------- cart webhook
-
-
-def _hook_dict(hook: Any, *, secret: bool) -> dict[str, Any]:
-    deliveries = get_session().scalars(select(WebhookDelivery).where(WebhookDelivery.webhook_id == hook.id)
-                                       .order_by(WebhookDelivery.created_at.desc()).limit(20)).all()
-    data = {"id": hook.id, "url": hook.url, "event": "cart.add", "created_at": hook.created_at.isoformat(),
-            "recent_deliveries": [{"id": d.id, "state": d.state, "attempts": d.attempts, "last_status": d.last_status,
-                                   "created_at": d.created_at.isoformat()} for d in deliveries]}
-    if secret:
-        data["secret"] = hook.secret
-    return data
-
-
-@bp.put("/v1/settings/cart-webhook")
-@require("webhooks:manage")
-def put_cart_webhook_setting() -> Any:
-    """Where "add to cart" is sent (signed like every webhook); the secret is shown when created or rotated."""
-    body = json_body(required=["url"])
-    rotate = body.get("rotate_secret", False)
-    if not isinstance(rotate, bool) or set(body) - {"url", "rotate_secret"}:
-        raise BadRequest("send {\"url\": \"https://...\", \"rotate_secret\": false}", code="invalid_cart_webhook")
-    hook, show_secret = put_cart_webhook(get_session(), current_app.config, current_merchant_id(), body["url"],
-                                         rotate=rotate)
-    return _hook_dict(hook, secret=show_secret)
-
-
-@bp.get("/v1/settings/cart-webhook")
-@require("webhooks:manage")
-def get_cart_webhook_setting() -> Any:
-    hook = cart_webhook(get_session(), current_merchant_id())
-    if hook is None:
-        raise NotFound("this shop has no cart webhook; set one with PUT /v1/settings/cart-webhook",
-                       code="cart_webhook_not_found")
-    return _hook_dict(hook, secret=False)
-
-
-@bp.delete("/v1/settings/cart-webhook")
-@require("webhooks:manage")
-def delete_cart_webhook_setting() -> Any:
-    delete_cart_webhook(get_session(), current_merchant_id())
     return "", 204

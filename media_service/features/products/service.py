@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from media_service import media_options
 from media_service.db import begin_write
 from media_service.errors import BadRequest, Conflict, InvalidMedia, NotFound
 from media_service.features.assets.service import get_asset
@@ -147,7 +148,7 @@ def index_photos(session: Session, storage: Storage, settings: Mapping[str, Any]
                 features = ProductPhotoFeatures.from_bytes(handle.read())
         else:
             with storage.local_path(asset.storage_key) as path:
-                pixels = open_image_as_array(path, settings)
+                pixels = open_image_as_array(path, media_options.ingest_limits(settings))
             features = index_product_photo(pixels, kind=kind, max_side=side)
             storage.put_stream(key, io.BytesIO(features.to_bytes()))
         entry: dict[str, Any] = {"asset_id": asset.id, "features_key": key, "keypoints": len(features.keypoints)}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from media_service import media_options
 from media_service.commands import app_of, progress_bar
 from media_service.errors import MediaServiceError
 from media_service.media.panorama.build import build_spin_from_photos, build_spin_from_video, spin_options
@@ -33,11 +34,11 @@ def spins_build(ctx: click.Context, files: tuple[Path, ...], video: Path | None,
     """Build a spin from FILES (turntable photos, ordered by capture time or name) or from --video."""
     if bool(files) == (video is not None):
         raise click.UsageError("give either photo FILES or --video FILE")
-    settings = app_of(ctx).config
+    limits = media_options.spin_limits(app_of(ctx).config)
     count = int(frames) if frames else (36 if video else None)
     try:
         options = spin_options(count, {"clean_background": clean_background, "background_color": background_color},
-                               settings)
+                               limits)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -45,9 +46,9 @@ def spins_build(ctx: click.Context, files: tuple[Path, ...], video: Path | None,
     try:
         with bar:
             if video is not None:
-                manifest = build_spin_from_video(video, out_dir, settings, options, update)
+                manifest = build_spin_from_video(video, out_dir, limits, options, update)
             else:
-                manifest = build_spin_from_photos([SpinPhoto(path, path.name) for path in files], out_dir, settings,
+                manifest = build_spin_from_photos([SpinPhoto(path, path.name) for path in files], out_dir, limits,
                                                   options, update)
     except MediaServiceError as exc:
         raise click.ClickException(f"{exc.code}: {exc.detail}") from exc

@@ -12,6 +12,7 @@ from typing import Any
 from flask import url_for
 from sqlalchemy.orm import Session
 
+from media_service import media_options
 from media_service.errors import BadRequest, InvalidMedia
 from media_service.features.assets.service import asset_id_list, get_asset, image_assets
 from media_service.jobs.queue import job_to_dict
@@ -37,7 +38,7 @@ def create_spin(session: Session, settings: Mapping[str, Any], merchant_id: str,
     if not isinstance(raw_options, dict):
         raise BadRequest("options must be a JSON object", code="invalid_options")
     try:
-        spin_options(frames, raw_options, settings)
+        spin_options(frames, raw_options, media_options.spin_limits(settings))
     except ValueError as exc:
         raise BadRequest(str(exc), code="invalid_options") from exc
     params: dict[str, Any] = {"frames": frames, "options": raw_options}

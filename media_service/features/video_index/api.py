@@ -12,13 +12,16 @@ import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request, url_for
+from sqlalchemy import select
 
 from media_service.db import get_session
-from media_service.errors import Forbidden, NotFound
+from media_service.errors import BadRequest, Forbidden, NotFound
 from media_service.features.embed.api import embed_cors, grant_for_request
 from media_service.features.embed.service import require_target
 from media_service.features.video_index import cart, cutouts, taps
 from media_service.features.video_index import service as product_index
+from media_service.features.video_index.cart import cart_webhook, delete_cart_webhook, put_cart_webhook
+from media_service.models import WebhookDelivery
 from media_service.security.api_keys import authenticate, current_merchant_id, require
 from media_service.web.files import untrusted
 from media_service.web.requests import idempotency_key, json_body
@@ -154,3 +157,47 @@ def add_to_cart(video_id: str) -> Response:
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
     return _cors(response, origin)
+
+
+# ----------------------------------------------------------------------------------------- cart webhook
+
+
+def _hook_dict(hook: Any, *, secret: bool) -> dict[str, Any]:
+    deliveries = get_session().scalars(select(WebhookDelivery).where(WebhookDelivery.webhook_id == hook.id)
+                                       .order_by(WebhookDelivery.created_at.desc()).limit(20)).all()
+    data = {"id": hook.id, "url": hook.url, "event": "cart.add", "created_at": hook.created_at.isoformat(),
+            "recent_deliveries": [{"id": d.id, "state": d.state, "attempts": d.attempts, "last_status": d.last_status,
+                                   "created_at": d.created_at.isoformat()} for d in deliveries]}
+    if secret:
+        data["secret"] = hook.secret
+    return data
+
+
+@bp.put("/v1/settings/cart-webhook")
+@require("webhooks:manage")
+def put_cart_webhook_setting() -> Any:
+    """Where "add to cart" is sent (signed like every webhook); the secret is shown when created or rotated."""
+    body = json_body(required=["url"])
+    rotate = body.get("rotate_secret", False)
+    if not isinstance(rotate, bool) or set(body) - {"url", "rotate_secret"}:
+        raise BadRequest("send {\"url\": \"https://...\", \"rotate_secret\": false}", code="invalid_cart_webhook")
+    hook, show_secret = put_cart_webhook(get_session(), current_app.config, current_merchant_id(), body["url"],
+                                         rotate=rotate)
+    return _hook_dict(hook, secret=show_secret)
+
+
+@bp.get("/v1/settings/cart-webhook")
+@require("webhooks:manage")
+def get_cart_webhook_setting() -> Any:
+    hook = cart_webhook(get_session(), current_merchant_id())
+    if hook is None:
+        raise NotFound("this shop has no cart webhook; set one with PUT /v1/settings/cart-webhook",
+                       code="cart_webhook_not_found")
+    return _hook_dict(hook, secret=False)
+
+
+@bp.delete("/v1/settings/cart-webhook")
+@require("webhooks:manage")
+def delete_cart_webhook_setting() -> Any:
+    delete_cart_webhook(get_session(), current_merchant_id())
+    return "", 204

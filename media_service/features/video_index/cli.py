@@ -12,6 +12,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
+from media_service import media_options
 from media_service.commands import app_of, database_of, group, worker_pool, workers_alive
 from media_service.db import upgrade
 from media_service.errors import MediaServiceError
@@ -20,7 +21,6 @@ from media_service.features.video_index import service as product_index
 from media_service.jobs.base import FINISHED_STATES
 from media_service.media.detection.catalog import estimate_alpha
 from media_service.media.detection.frames import VideoGeometry, stream_frames
-from media_service.media.detection.model_files import models_dir_for
 from media_service.media.ingest.images import open_image_as_array
 from media_service.models import Asset, Job, Merchant, Product, VideoIndex
 
@@ -126,6 +126,7 @@ def models_train_detector(ctx: click.Context, merchant_id: str, name: str | None
 
     app = app_of(ctx)
     settings = app.config
+    limits = media_options.ingest_limits(settings)
     storage = app.extensions["storage"]
     name = name or f"detector-{merchant_id}"
     catalog: list[tuple[str, list[Any]]] = []
@@ -140,7 +141,7 @@ def models_train_detector(ctx: click.Context, merchant_id: str, name: str | None
                     if asset is None:
                         continue
                     with storage.local_path(asset.storage_key) as path:
-                        pixels = open_image_as_array(path, settings)
+                        pixels = open_image_as_array(path, limits)
                     if pixels.shape[2] == 3:
                         pixels = np.dstack([pixels, estimate_alpha(pixels)])
                     photos.append(pixels)
@@ -150,10 +151,10 @@ def models_train_detector(ctx: click.Context, merchant_id: str, name: str | None
                                      .order_by(Asset.created_at.desc()).limit(video_count)).all()
             for video in videos:
                 with storage.local_path(video.storage_key) as path:
-                    geometry = VideoGeometry.probe(path, video.format, settings)
+                    geometry = VideoGeometry.probe(path, video.format, limits)
                     rate = min(1.0, 12 / max(geometry.duration or 12.0, 1.0))
                     backgrounds += [f.image.copy() for f in stream_frames(path, demuxer=video.format, geometry=geometry,
-                                                                          fps=rate, max_side=640, settings=settings,
+                                                                          fps=rate, max_side=640, limits=limits,
                                                                           limit=12)]
     except MediaServiceError as exc:
         raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
@@ -177,7 +178,7 @@ def models_train_detector(ctx: click.Context, merchant_id: str, name: str | None
             result = train_detector(catalog, backgrounds, config, on_step=on_step)
     except MediaServiceError as exc:
         raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
-    models_dir = models_dir_for(settings)
+    models_dir = media_options.models_dir(settings)
     from datetime import UTC, datetime
 
     entry = save_detector(result, models_dir, name, image_size=image_size,

@@ -27,6 +27,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from media_service import media_options
 from media_service.features.products.service import detector_config, load_catalog
 from media_service.jobs.base import JobContext, JobKind
 from media_service.jobs.resources import ResourceState
@@ -121,7 +122,8 @@ def index_video(source: Path, *, demuxer: str, detector: Detector, fps: float, f
     """
     import time
 
-    geometry = VideoGeometry.probe(source, demuxer, settings)
+    limits = media_options.ingest_limits(settings)
+    geometry = VideoGeometry.probe(source, demuxer, limits)
     width, height = geometry.output_size(frame_side)
     duration = geometry.duration or 0.0
     tracker = ProductTracker()
@@ -130,7 +132,7 @@ def index_video(source: Path, *, demuxer: str, detector: Detector, fps: float, f
     started = time.perf_counter()
     detect_seconds = 0.0
     frames = prefetch(stream_frames(source, demuxer=demuxer, geometry=geometry, fps=fps, max_side=frame_side,
-                                    settings=settings), depth=max(4, 2 * detector.batch_size))
+                                    limits=limits), depth=max(4, 2 * detector.batch_size))
     for group in batched(frames, max(1, detector.batch_size)):
         tick = time.perf_counter()
         results = detector.detect_batch([frame.image for frame in group])
@@ -225,7 +227,10 @@ def build_detector(params: Mapping[str, Any], storage: Any, settings: Mapping[st
     if name == "torchvision":
         from media_service.media.detection.torchvision import TorchvisionDetector  # torch is optional
 
-        return TorchvisionDetector.from_settings(str(params["model"]), settings)
+        return TorchvisionDetector.from_manifest(str(params["model"]), media_options.models_dir(settings),
+                                                 device=str(settings["TORCHVISION_DEVICE"]),
+                                                 batch_size=int(settings["TORCHVISION_BATCH_SIZE"]),
+                                                 min_score=float(settings["TORCHVISION_MIN_SCORE"]))
     if name == "none":
         return NullDetector()
     raise DetectionError(f"unknown detector {name!r}; use catalog, torchvision or none", code="unknown_detector")

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from media_service import models
+from media_service import media_options, models
 from media_service.db import begin_write
 from media_service.errors import BadRequest, Conflict, InvalidMedia, NotFound
 from media_service.features.assets.service import get_asset
@@ -28,7 +28,7 @@ from media_service.features.video_index.job import JOB_KIND, index_prefix
 from media_service.jobs.queue import job_to_dict
 from media_service.jobs.resources import Dependents, ResourceState, create_with_job, public_state
 from media_service.media.detection.base import DETECTOR_NAMES
-from media_service.media.detection.model_files import models_dir_for, read_manifest
+from media_service.media.detection.model_files import read_manifest
 from media_service.models import Asset, Job, ProductTrack, VideoIndex, utcnow
 from media_service.web.files import signed_url
 
@@ -102,7 +102,7 @@ def start_index(session: Session, settings: Mapping[str, Any], merchant_id: str,
 
 def _torchvision_model(settings: Mapping[str, Any], merchant_id: str) -> str:
     name = str(settings["TORCHVISION_MODEL"]).replace("{merchant_id}", merchant_id)
-    models_dir = models_dir_for(settings)
+    models_dir = media_options.models_dir(settings)
     if not any(entry.name == name for entry in read_manifest(models_dir)):
         raise InvalidMedia(f"no torchvision detector {name!r} in the models manifest; train one with "
                            "'media-service models train-detector' or index with detector 'catalog'",

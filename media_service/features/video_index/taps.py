@@ -25,6 +25,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from media_service import media_options
 from media_service.errors import BadRequest, Conflict, InvalidMedia
 from media_service.features.products.service import (
     cached_catalog_detector,
@@ -252,14 +253,15 @@ class TapService:
         with self.storage.local_path(asset.storage_key) as path:
             geometry = self._geometry_of(asset, path)
             frame = decode_frame_at(path, t, demuxer=asset.format, geometry=geometry,
-                                    max_side=int(self.settings["INDEX_FRAME_SIDE"]), settings=self.settings)
+                                    max_side=int(self.settings["INDEX_FRAME_SIDE"]),
+                                    limits=media_options.ingest_limits(self.settings))
         return (frame, t) if frame is not None else None
 
     def _geometry_of(self, asset: Asset, path: Path) -> VideoGeometry:
         with self._lock:
             cached = self._geometry.get(asset.id)
         if cached is None:
-            cached = VideoGeometry.probe(path, asset.format, self.settings)
+            cached = VideoGeometry.probe(path, asset.format, media_options.ingest_limits(self.settings))
             with self._lock:
                 self._geometry[asset.id] = cached
                 while len(self._geometry) > 256:

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from media_service import media_options
 from media_service.errors import InvalidMedia
 from media_service.features.videos.service import DUPLICATE_DEFAULTS, JOB_KIND, apply_policy, find_near_duplicate
 from media_service.jobs.base import JobContext, JobKind
@@ -107,6 +108,7 @@ def process_video(storage: Storage, settings: Mapping[str, Any], *, source_key: 
                   options: Mapping[str, Any], output_prefix: str,
                   report: Callable[[float], None] = lambda fraction: None) -> dict[str, Any]:
     """Process one video; outputs go under ``output_prefix/``. Returns what the ``Video`` row records."""
+    tools = media_options.ffmpeg_tools(settings)
     profile = PROFILES[profile_name]
     options = parse_options(dict(options))
     progress = Progress(report, STAGE_WEIGHTS)
@@ -118,7 +120,8 @@ def process_video(storage: Storage, settings: Mapping[str, Any], *, source_key: 
             raise InvalidMedia("the asset is not a video; process it as an image instead", reason="not_a_video")
         demuxer = sniffed.demuxer
         try:
-            info = probe_video(source, demuxer=demuxer, settings=settings)
+            info = probe_video(source, demuxer=demuxer, binary=tools.ffprobe_binary,
+                               timeout=tools.probe_timeout_seconds, max_pixels=settings["MAX_VIDEO_PIXELS"])
         except FFmpegError as exc:
             raise InvalidMedia("the video cannot be read: it is damaged or not really a video; export it "
                                "again as MP4 (H.264)", reason="corrupt") from exc
@@ -141,7 +144,7 @@ def process_video(storage: Storage, settings: Mapping[str, Any], *, source_key: 
         normalisation: loudness.Normalisation | None = None
         if audio is not None:
             measured = loudness.measure_loudness(source, demuxer, audio.index, target, work, duration=duration,
-                                                 settings=settings, max_seconds=trim,
+                                                 tools=tools, max_seconds=trim,
                                                  on_progress=progress.stage("loudness"))
             normalisation = loudness.plan_normalisation(
                 source, demuxer, audio.index, measured, target, audio_seconds=min(duration, audio.duration or duration),
@@ -162,12 +165,14 @@ def process_video(storage: Storage, settings: Mapping[str, Any], *, source_key: 
         faces: dict[str, Any] | None = None
         pre = progress.stage("pre")
         if options["stabilize"]:
-            plan = plan_stabilization(ladder_input, renditions[0], work, settings, max_seconds=trim,
+            plan = plan_stabilization(ladder_input, renditions[0], work, tools, engine=settings["VIDEO_STABILIZER"],
+                                      max_seconds=trim,
                                       on_progress=lambda f: pre(0.5 * f if options["blur_faces"] else f))
             extra_filters += plan.filters
             stabilization = plan.summary
         if options["blur_faces"]:
-            blur = plan_face_blur(ladder_input, renditions[0], work, settings, max_seconds=trim,
+            blur = plan_face_blur(ladder_input, renditions[0], work, tools, cascade=settings["VIDEO_FACE_CASCADE"],
+                                  max_seconds=trim,
                                   before=extra_filters,
                                   on_progress=lambda f: pre(0.5 + 0.5 * f if options["stabilize"] else f))
             extra_filters += blur.filters
@@ -254,7 +259,7 @@ def _finish_outputs(plan: ladder_mod.LadderPlan, profile: Profile, settings: Map
     scores = posters.score_frames(frames, ladder_mod.ANALYSIS_FPS)
     best = posters.choose_poster(scores)
     poster_time = min(best.time, max(0.0, duration - 0.05)) if best else 0.0
-    posters.extract_poster(top_frag, poster_time, work / "poster.jpg", settings)
+    posters.extract_poster(top_frag, poster_time, work / "poster.jpg", media_options.ffmpeg_tools(settings))
     post(0.4)
     storyboard = posters.build_storyboard(frames, ladder_mod.ANALYSIS_FPS, duration, work / "storyboard.jpg",
                                           work / "storyboard.vtt", "storyboard.jpg")
@@ -262,7 +267,7 @@ def _finish_outputs(plan: ladder_mod.LadderPlan, profile: Profile, settings: Map
     preview_start = 0.0 if profile.loop_friendly else max(0.0, min(poster_time - 1.0,
                                                                     duration - profile.preview_seconds))
     posters.animated_preview(fallback_frag, preview_start, min(profile.preview_seconds, duration),
-                             work / "preview.webp", settings)
+                             work / "preview.webp", media_options.ffmpeg_tools(settings))
     post(0.8)
     stretches = moderation.parse_detector_events(plan.events_file, duration)
     silent_audio = measured is not None and measured.is_silent and \

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +19,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from media_service.errors import InvalidMedia
+from media_service.media.ingest.facts import IngestLimits
 from media_service.media.video.ffmpeg import open_ffmpeg_stream, safe_input_args
+from media_service.media.video.probe import probe_video
 
 T = TypeVar("T")
 
@@ -44,11 +46,11 @@ class VideoGeometry:
     duration: float | None = None
 
     @classmethod
-    def probe(cls, path: Path, demuxer: str, settings: Mapping[str, Any]) -> VideoGeometry:
+    def probe(cls, path: Path, demuxer: str, limits: IngestLimits) -> VideoGeometry:
         """Probe ``path`` (safe options) and describe its main video stream."""
-        from media_service.media.video.probe import probe_video
-
-        info = probe_video(path, demuxer=demuxer, settings=settings, vfr_sample_packets=0)
+        info = probe_video(path, demuxer=demuxer, binary=limits.tools.ffprobe_binary,
+                           timeout=limits.tools.probe_timeout_seconds, max_pixels=limits.max_video_pixels,
+                           vfr_sample_packets=0)
         main = info.video
         if main is None or not main.display_width or not main.display_height:
             raise InvalidMedia("this file has no video stream to look for products in", code="not_a_video")
@@ -85,7 +87,7 @@ def _read_exact(stream: Any, size: int) -> bytes | None:
 
 
 def stream_frames(path: Path, *, demuxer: str, geometry: VideoGeometry, fps: float, max_side: int,
-                  settings: Mapping[str, Any], start: float = 0.0, limit: int | None = None) -> Iterator[Frame]:
+                  limits: IngestLimits, start: float = 0.0, limit: int | None = None) -> Iterator[Frame]:
     """Decode ``path`` at ``fps`` frames per second, upright, longer side at most ``max_side``.
 
     Frame ``i`` is at ``start + i / fps`` seconds. Memory stays at one frame plus the pipe, whatever the
@@ -95,12 +97,12 @@ def stream_frames(path: Path, *, demuxer: str, geometry: VideoGeometry, fps: flo
     args = ["-noautorotate"]
     if start > 0:
         args += ["-ss", f"{start:.3f}"]
-    args += [*safe_input_args(path, demuxer, max_pixels=settings.get("MAX_VIDEO_PIXELS")),
+    args += [*safe_input_args(path, demuxer, max_pixels=limits.max_video_pixels),
              "-map", f"0:{geometry.stream_index}", "-an", "-sn", "-dn",
              "-vf", _filters(geometry, (width, height), fps), "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
     frame_bytes = width * height * 3
-    with open_ffmpeg_stream(args, timeout=float(settings["FFMPEG_TIMEOUT_SECONDS"]),
-                            binary=str(settings["FFMPEG_BINARY"])) as out:
+    with open_ffmpeg_stream(args, timeout=limits.tools.ffmpeg_timeout_seconds,
+                            binary=limits.tools.ffmpeg_binary) as out:
         index = 0
         while limit is None or index < limit:
             buffer = _read_exact(out, frame_bytes)
@@ -112,15 +114,15 @@ def stream_frames(path: Path, *, demuxer: str, geometry: VideoGeometry, fps: flo
 
 
 def decode_frame_at(path: Path, t: float, *, demuxer: str, geometry: VideoGeometry, max_side: int,
-                    settings: Mapping[str, Any]) -> np.ndarray | None:
+                    limits: IngestLimits) -> np.ndarray | None:
     """The frame shown at ``t`` seconds (upright, scaled), or None when ``t`` is past the end."""
     width, height = geometry.output_size(max_side)
     args = ["-noautorotate", "-ss", f"{max(t, 0.0):.3f}",
-            *safe_input_args(path, demuxer, max_pixels=settings.get("MAX_VIDEO_PIXELS")),
+            *safe_input_args(path, demuxer, max_pixels=limits.max_video_pixels),
             "-map", f"0:{geometry.stream_index}", "-an", "-sn", "-dn", "-frames:v", "1",
             "-vf", _filters(geometry, (width, height), None), "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
-    timeout = min(60.0, float(settings["FFMPEG_TIMEOUT_SECONDS"]))
-    with open_ffmpeg_stream(args, timeout=timeout, binary=str(settings["FFMPEG_BINARY"])) as out:
+    timeout = min(60.0, limits.tools.ffmpeg_timeout_seconds)
+    with open_ffmpeg_stream(args, timeout=timeout, binary=limits.tools.ffmpeg_binary) as out:
         buffer = _read_exact(out, width * height * 3)
     if buffer is None:
         return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,6 @@ class ModelEntry:
     file: str
     sha256: str
     source: str
-
-
-def models_dir_for(settings: Mapping[str, Any]) -> Path:
-    """The weights folder the settings name (``MODELS_DIR``), else the project's ``models/``."""
-    return Path(settings["MODELS_DIR"]) if settings.get("MODELS_DIR") else MODELS_DIR
 
 
 def read_manifest(models_dir: Path = MODELS_DIR) -> list[ModelEntry]:

@@ -21,6 +21,7 @@ import numpy as np
 
 from media_service.media.detection.base import DetectionError, Detector, check_frame
 from media_service.media.detection.detections import Detections
+from media_service.media.detection.model_files import MODELS_DIR, ModelFileError, load_weights
 
 CHECKPOINT_FORMAT = "media-service-detector/1"
 BACKGROUND = "__background__"
@@ -129,8 +130,6 @@ def coco_labels(architecture: str) -> list[str]:
 def _standard_model(state: Mapping[str, Any], architecture: str | None,
                     labels: Sequence[str] | str | None) -> tuple[Any, list[str]]:
     """A plain torchvision state dict (standard weights an operator placed in ``models/``)."""
-    from media_service.media.detection.model_files import ModelFileError
-
     if architecture is None:
         raise ModelFileError("the weights file is a plain state dict: name its 'architecture' (and 'labels', or "
                              "\"coco\") in its manifest entry, or train a checkpoint with "
@@ -148,8 +147,6 @@ def _standard_model(state: Mapping[str, Any], architecture: str | None,
 def model_from_checkpoint(checkpoint: Mapping[str, Any], *, architecture: str | None = None,
                           labels: Sequence[str] | str | None = None) -> tuple[Any, list[str]]:
     """Rebuild the model of a detector checkpoint (or of plain standard weights named by the manifest)."""
-    from media_service.media.detection.model_files import ModelFileError
-
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
         if "model" not in checkpoint and architecture is not None:
             return _standard_model(checkpoint, architecture, labels)
@@ -208,7 +205,6 @@ class TorchvisionDetector(Detector):
         """
         import json
 
-        from media_service.media.detection.model_files import MODELS_DIR, load_weights
 
         folder = models_dir or MODELS_DIR
         state = load_weights(name, folder)
@@ -217,15 +213,6 @@ class TorchvisionDetector(Detector):
         model, labels = model_from_checkpoint(state, architecture=entry.get("architecture"),
                                               labels=entry.get("labels"))
         return cls(model, labels, **options)
-
-    @classmethod
-    def from_settings(cls, name: str, settings: Mapping[str, Any]) -> TorchvisionDetector:
-        from media_service.media.detection.model_files import models_dir_for
-
-        models_dir = models_dir_for(settings)
-        return cls.from_manifest(name, models_dir, device=str(settings["TORCHVISION_DEVICE"]),
-                                 batch_size=int(settings["TORCHVISION_BATCH_SIZE"]),
-                                 min_score=float(settings["TORCHVISION_MIN_SCORE"]))
 
     def to_tensors(self, frames: Sequence[np.ndarray]) -> list[Any]:
         """BGR uint8 frames as RGB float tensors in 0..1 on the model's device (pinned, non-blocking on CUDA)."""

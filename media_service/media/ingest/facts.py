@@ -1,12 +1,11 @@
-"""The facts the upload code records about an accepted file."""
+"""The facts the upload code records about an accepted file, and the limits a file is checked against."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from media_service.config import SETTINGS_BY_NAME
+from media_service.media.video.ffmpeg import FFmpegTools
 
 
 @dataclass(frozen=True)
@@ -27,8 +26,22 @@ class MediaFacts:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def setting(settings: Mapping[str, Any], name: str) -> Any:
-    """A setting from ``settings``, falling back to its documented default (callers may pass a subset)."""
-    if name in settings:
-        return settings[name]
-    return SETTINGS_BY_NAME[name].default
+@dataclass(frozen=True)
+class IngestLimits:
+    """What an upload may be, and the tools that check it. The service builds it from its settings (the
+    same names in upper case: ``MAX_IMAGE_PIXELS`` ...); the engine never reads settings itself."""
+
+    max_image_pixels: int
+    max_gif_frames: int
+    max_jpeg_scans: int
+    image_heavy_pixels: int
+    image_heavy_validations: int
+    image_decode_timeout_seconds: float
+    image_decode_memory_mb: int
+    max_video_pixels: int
+    max_video_streams: int
+    max_video_side: int
+    min_video_side: int
+    max_video_aspect: float
+    max_video_seconds: float
+    tools: FFmpegTools

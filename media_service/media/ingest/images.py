@@ -24,15 +24,16 @@ import sys
 import threading
 import warnings
 import zlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from media_service.errors import InvalidMedia, TooManyRequests, UnsupportedMediaType
-from media_service.media.ingest.facts import MediaFacts, setting
+from media_service.media.ingest.facts import IngestLimits, MediaFacts
 from media_service.media.ingest.sniff import ACCEPTED_IMAGES, SniffedType, sniff_file
+from media_service.media.video.ffmpeg import FFmpegTools
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,20 +43,20 @@ _EXIF_GPS_IFD = 0x8825
 _SWAPPED_ORIENTATIONS = {5, 6, 7, 8}
 
 
-def configure_image_limits(settings: Mapping[str, Any]) -> None:
+def configure_image_limits(limits: IngestLimits) -> None:
     """Make Pillow's and OpenCV's own pixel limits agree with ``MAX_IMAGE_PIXELS`` (process-wide).
 
     Call it once at start-up (app factory, worker) before anything decodes an image: OpenCV reads
     ``OPENCV_IO_MAX_IMAGE_PIXELS`` only once, on its first decode.
     """
-    cap = int(setting(settings, "MAX_IMAGE_PIXELS"))
+    cap = limits.max_image_pixels
     Image.MAX_IMAGE_PIXELS = cap
     os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(cap)
 
 
-def _pixel_cap(settings: Mapping[str, Any]) -> int:
+def _pixel_cap(limits: IngestLimits) -> int:
     """Our cap, or Pillow's when it is stricter (then Pillow's bomb check is what refuses first)."""
-    cap = int(setting(settings, "MAX_IMAGE_PIXELS"))
+    cap = limits.max_image_pixels
     pillow_cap = Image.MAX_IMAGE_PIXELS
     return min(cap, int(pillow_cap)) if pillow_cap else cap
 
@@ -254,11 +255,10 @@ class _HeavyValidations:
         self._semaphore: threading.BoundedSemaphore | None = None
         self._lock = threading.Lock()
 
-    def slot(self, settings: Mapping[str, Any]) -> threading.BoundedSemaphore:
+    def slot(self, limits: IngestLimits) -> threading.BoundedSemaphore:
         with self._lock:
             if self._semaphore is None:
-                self._semaphore = threading.BoundedSemaphore(max(1, int(setting(settings,
-                                                                                "IMAGE_HEAVY_VALIDATIONS"))))
+                self._semaphore = threading.BoundedSemaphore(max(1, limits.image_heavy_validations))
             return self._semaphore
 
 
@@ -283,7 +283,7 @@ def _expect_image(path: str | os.PathLike[str], sniffed: SniffedType | None) -> 
     return sniffed
 
 
-def open_image_safely(path: str | os.PathLike[str], settings: Mapping[str, Any], *,
+def open_image_safely(path: str | os.PathLike[str], limits: IngestLimits, *,
                       sniffed: SniffedType | None = None, exif_transpose: bool = False,
                       draft_size: tuple[int, int] | None = None) -> Image.Image:
     """Open, check and fully decode the first frame of an untrusted image; return the PIL image.
@@ -294,10 +294,10 @@ def open_image_safely(path: str | os.PathLike[str], settings: Mapping[str, Any],
     1/4 or 1/8 scale while staying at least this large (a thumbnail's time and memory, not the photo's).
     Close the image when done (``with`` works).
     """
-    return _open_checked(path, settings, _expect_image(path, sniffed), exif_transpose, draft_size=draft_size)[0]
+    return _open_checked(path, limits, _expect_image(path, sniffed), exif_transpose, draft_size=draft_size)[0]
 
 
-def _open_checked(path: str | os.PathLike[str], settings: Mapping[str, Any], sniffed: SniffedType,
+def _open_checked(path: str | os.PathLike[str], limits: IngestLimits, sniffed: SniffedType,
                   exif_transpose: bool = False, *, draft_size: tuple[int, int] | None = None,
                   load: bool = True) -> tuple[Image.Image, GifScan | None]:
     """:func:`open_image_safely`, also returning the GIF block scan (so it is read only once).
@@ -306,10 +306,10 @@ def _open_checked(path: str | os.PathLike[str], settings: Mapping[str, Any], sni
     """
     fmt = sniffed.format
     scan: GifScan | None = None
-    cap = _pixel_cap(settings)
-    max_frames = int(setting(settings, "MAX_GIF_FRAMES"))
+    cap = _pixel_cap(limits)
+    max_frames = limits.max_gif_frames
     if fmt == "jpeg":
-        max_scans = int(setting(settings, "MAX_JPEG_SCANS"))
+        max_scans = limits.max_jpeg_scans
         scans = count_jpeg_scans(path)
         if scans > max_scans:
             raise InvalidMedia(
@@ -381,7 +381,7 @@ def _too_many_frames(max_frames: int) -> InvalidMedia:
         "or upload it as a video (MP4 or WebM)", reason="too_many_frames")
 
 
-def open_image_as_array(path: str | os.PathLike[str], settings: Mapping[str, Any]) -> np.ndarray:
+def open_image_as_array(path: str | os.PathLike[str], limits: IngestLimits) -> np.ndarray:
     """An uploaded image, upright, as an OpenCV-style uint8 BGR (or BGRA) array.
 
     Decoding goes through :func:`open_image_safely` (Pillow with all its checks), never cv2.imread,
@@ -389,7 +389,7 @@ def open_image_as_array(path: str | os.PathLike[str], settings: Mapping[str, Any
     """
     import numpy as np
 
-    with open_image_safely(path, settings, exif_transpose=True) as image:
+    with open_image_safely(path, limits, exif_transpose=True) as image:
         has_alpha = "A" in image.getbands() or "transparency" in image.info
         converted = image.convert("RGBA" if has_alpha else "RGB")
     array = np.asarray(converted)
@@ -428,9 +428,9 @@ def _orientation(exif: Image.Exif) -> int:
 
 
 def _validate_heavy(image: Image.Image, path: str | os.PathLike[str], sniffed: SniffedType,
-                    settings: Mapping[str, Any]) -> None:
+                    limits: IngestLimits) -> None:
     """Decode a big image the cheap way, holding one of the process's heavy-validation slots."""
-    slot = _HEAVY.slot(settings)
+    slot = _HEAVY.slot(limits)
     if not slot.acquire(timeout=HEAVY_WAIT_SECONDS):
         raise TooManyRequests("many large images are being checked right now; send this one again shortly",
                               retry_after=10, code="validation_busy")
@@ -439,7 +439,7 @@ def _validate_heavy(image: Image.Image, path: str | os.PathLike[str], sniffed: S
             check_png_stream(path)
         else:
             width, height = image.size
-            _decode_in_child(path, settings, (max(1, width // 8), max(1, height // 8)))
+            _decode_in_child(path, limits, (max(1, width // 8), max(1, height // 8)))
     finally:
         slot.release()
 
@@ -451,16 +451,15 @@ def _child_limits(memory_bytes: int, cpu_seconds: int) -> Callable[[], None]:
     return apply
 
 
-def _decode_in_child(path: str | os.PathLike[str], settings: Mapping[str, Any], draft: tuple[int, int]) -> None:
+def _decode_in_child(path: str | os.PathLike[str], limits: IngestLimits, draft: tuple[int, int]) -> None:
     """Decode an image in a child process with a deadline and a memory limit; its refusal becomes ours.
 
     A decoder stuck in C code cannot be interrupted inside a request thread; a child can be killed, and
     its memory is returned when it exits.
     """
-    timeout = float(setting(settings, "IMAGE_DECODE_TIMEOUT_SECONDS"))
-    memory = int(setting(settings, "IMAGE_DECODE_MEMORY_MB")) * 1024 * 1024
-    limits = {name: setting(settings, name) for name in ("MAX_IMAGE_PIXELS", "MAX_GIF_FRAMES", "MAX_JPEG_SCANS")}
-    command = [sys.executable, "-m", "media_service.media.ingest.images", os.fspath(path), json.dumps(limits),
+    timeout = limits.image_decode_timeout_seconds
+    memory = limits.image_decode_memory_mb * 1024 * 1024
+    command = [sys.executable, "-m", "media_service.media.ingest.images", os.fspath(path), json.dumps(asdict(limits)),
                f"{draft[0]}x{draft[1]}"]
     try:
         done = subprocess.run(command, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
@@ -485,11 +484,16 @@ def _too_costly(why: str) -> InvalidMedia:
                         "WebP, or smaller", reason="too_costly")
 
 
+def _limits_from_json(text: str) -> IngestLimits:
+    values = json.loads(text)
+    return IngestLimits(**{**values, "tools": FFmpegTools(**values["tools"])})
+
+
 def _child_main(argv: list[str]) -> int:
     """``python -m media_service.media.ingest.images <path> <limits json> <W>x<H>``: decode once, report as JSON."""
-    path, limits, draft_text = argv[0], json.loads(argv[1]), argv[2]
+    path, limits, draft_text = argv[0], _limits_from_json(argv[1]), argv[2]
     width, _, height = draft_text.partition("x")
-    Image.MAX_IMAGE_PIXELS = int(limits["MAX_IMAGE_PIXELS"])
+    Image.MAX_IMAGE_PIXELS = limits.max_image_pixels
     try:
         image, _ = _open_checked(path, limits, _expect_image(path, None), draft_size=(int(width), int(height)))
         image.close()
@@ -504,7 +508,7 @@ def _child_main(argv: list[str]) -> int:
 
 
 def inspect_image(path: str | os.PathLike[str], sniffed: SniffedType,
-                  settings: Mapping[str, Any]) -> MediaFacts:
+                  limits: IngestLimits) -> MediaFacts:
     """Validate an image upload and describe it (display size after EXIF orientation).
 
     Big images are validated with bounded memory, a few at a time per process: a JPEG is decoded at 1/8
@@ -512,15 +516,15 @@ def inspect_image(path: str | os.PathLike[str], sniffed: SniffedType,
     row without holding the image; other formats are decoded whole.
     """
     sniffed = _expect_image(path, sniffed)
-    image, scan = _open_checked(path, settings, sniffed, load=False)
+    image, scan = _open_checked(path, limits, sniffed, load=False)
     width, height = image.size
-    heavy = width * height > int(setting(settings, "IMAGE_HEAVY_PIXELS"))
+    heavy = width * height > limits.image_heavy_pixels
     try:
         if heavy:
-            _validate_heavy(image, path, sniffed, settings)
+            _validate_heavy(image, path, sniffed, limits)
         else:
             image.close()
-            image, scan = _open_checked(path, settings, sniffed)
+            image, scan = _open_checked(path, limits, sniffed)
     except BaseException:
         image.close()
         raise

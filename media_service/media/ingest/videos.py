@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from media_service.errors import InvalidMedia
-from media_service.media.ingest.facts import MediaFacts, setting
+from media_service.media.ingest.facts import IngestLimits, MediaFacts
 from media_service.media.ingest.sniff import ACCEPTED_VIDEOS, SniffedType
 from media_service.media.video.ffmpeg import FFmpegError, FFmpegTimeout, run_ffmpeg, safe_input_args
 from media_service.media.video.probe import MAX_PIXELS_MARKER, VideoInfo, VideoStream, probe_video
@@ -37,7 +36,7 @@ def _truncated() -> InvalidMedia:
     return InvalidMedia("the file ends early: it looks truncated; upload it again", reason="truncated")
 
 
-def _from_ffmpeg_error(exc: FFmpegError, settings: Mapping[str, Any]) -> InvalidMedia:
+def _from_ffmpeg_error(exc: FFmpegError, limits: IngestLimits) -> InvalidMedia:
     """Turn an ffprobe/ffmpeg failure on an upload into a 422 that says what to do."""
     if isinstance(exc, FFmpegTimeout):
         return InvalidMedia(f"the video took too long to inspect; {EXPORT_HINT} (shorter or smaller)",
@@ -46,7 +45,7 @@ def _from_ffmpeg_error(exc: FFmpegError, settings: Mapping[str, Any]) -> Invalid
     if any(marker in tail for marker in TRUNCATION_MARKERS):
         return _truncated()
     if MAX_PIXELS_MARKER in tail:  # the decoders' -max_pixels guard
-        max_pixels = int(setting(settings, "MAX_VIDEO_PIXELS"))
+        max_pixels = limits.max_video_pixels
         return InvalidMedia(
             f"the video frame is larger than {max_pixels:,} pixels; export it at 4K (3840x2160) or lower",
             reason="too_many_pixels")
@@ -62,7 +61,7 @@ class PacketCheck:
     elapsed: float
 
 
-def check_packets(path: str | os.PathLike[str], demuxer: str | None, settings: Mapping[str, Any],
+def check_packets(path: str | os.PathLike[str], demuxer: str | None, limits: IngestLimits,
                   *, expected_duration: float | None = None) -> PacketCheck:
     """Read every packet without decoding; raise InvalidMedia(reason="truncated") when the file ends early.
 
@@ -72,10 +71,10 @@ def check_packets(path: str | os.PathLike[str], demuxer: str | None, settings: M
     args = ["-v", "error", *safe_input_args(path, demuxer), "-map", "0:v", "-map", "0:a?",
             "-ignore_unknown", "-c", "copy", "-f", "null", "-"]
     try:
-        result = run_ffmpeg(args, timeout=float(setting(settings, "PROBE_TIMEOUT_SECONDS")),
-                            binary=str(setting(settings, "FFMPEG_BINARY")))
+        result = run_ffmpeg(args, timeout=limits.tools.probe_timeout_seconds,
+                            binary=limits.tools.ffmpeg_binary)
     except FFmpegError as exc:
-        raise _from_ffmpeg_error(exc, settings) from exc
+        raise _from_ffmpeg_error(exc, limits) from exc
     if any(marker in result.stderr_tail.lower() for marker in TRUNCATION_MARKERS):
         raise _truncated()
     end = result.out_time
@@ -91,9 +90,9 @@ def check_packets(path: str | os.PathLike[str], demuxer: str | None, settings: M
     return PacketCheck(end_time=end, elapsed=result.elapsed)
 
 
-def _validate_limits(info: VideoInfo, settings: Mapping[str, Any]) -> VideoStream:
+def _validate_limits(info: VideoInfo, limits: IngestLimits) -> VideoStream:
     """Stream count, a video stream, frame size; returns the main video stream."""
-    max_streams = int(setting(settings, "MAX_VIDEO_STREAMS"))
+    max_streams = limits.max_video_streams
     if info.stream_count > max_streams:
         raise InvalidMedia(
             f"the file has {info.stream_count} streams; at most {max_streams} are accepted: "
@@ -102,7 +101,7 @@ def _validate_limits(info: VideoInfo, settings: Mapping[str, Any]) -> VideoStrea
     if main is None:
         raise InvalidMedia(f"the file has no video stream (audio only?); {EXPORT_HINT} with a picture",
                            reason="no_video_stream")
-    max_pixels = int(setting(settings, "MAX_VIDEO_PIXELS"))
+    max_pixels = limits.max_video_pixels
     for stream in info.video_streams:
         if stream.coded_width <= 0 or stream.coded_height <= 0:
             raise InvalidMedia(f"a video stream has no frame size; the file is damaged: {EXPORT_HINT}",
@@ -112,16 +111,16 @@ def _validate_limits(info: VideoInfo, settings: Mapping[str, Any]) -> VideoStrea
                 f"the video frame is {stream.coded_width}x{stream.coded_height} pixels; at most "
                 f"{max_pixels:,} pixels per frame are accepted: export it at 4K (3840x2160) or lower",
                 reason="too_many_pixels")
-    _check_frame_shape(main, settings)
+    _check_frame_shape(main, limits)
     return main
 
 
-def _check_frame_shape(stream: VideoStream, settings: Mapping[str, Any]) -> None:
+def _check_frame_shape(stream: VideoStream, limits: IngestLimits) -> None:
     """Refuse frames the processing cannot turn into renditions: too long a side, too thin, too elongated."""
     width, height = stream.coded_width, stream.coded_height
     long_side, short_side = max(width, height), min(width, height)
-    max_side, min_side = int(setting(settings, "MAX_VIDEO_SIDE")), int(setting(settings, "MIN_VIDEO_SIDE"))
-    max_aspect = float(setting(settings, "MAX_VIDEO_ASPECT"))
+    max_side, min_side = limits.max_video_side, limits.min_video_side
+    max_aspect = limits.max_video_aspect
     size = f"{width}x{height}"
     if long_side > max_side:
         raise InvalidMedia(f"the video frame is {size} pixels; its sides may be at most {max_side} pixels: "
@@ -135,8 +134,8 @@ def _check_frame_shape(stream: VideoStream, settings: Mapping[str, Any]) -> None
                            "4:3, 1:1)", reason="unsupported_aspect")
 
 
-def _check_duration(duration: float | None, settings: Mapping[str, Any]) -> float:
-    max_seconds = float(setting(settings, "MAX_VIDEO_SECONDS"))
+def _check_duration(duration: float | None, limits: IngestLimits) -> float:
+    max_seconds = limits.max_video_seconds
     if duration is None or not math.isfinite(duration) or duration <= 0:
         raise InvalidMedia(f"the video's duration cannot be determined; {EXPORT_HINT}",
                            reason="unknown_duration")
@@ -148,20 +147,21 @@ def _check_duration(duration: float | None, settings: Mapping[str, Any]) -> floa
 
 
 def inspect_video(path: str | os.PathLike[str], sniffed: SniffedType,
-                  settings: Mapping[str, Any]) -> MediaFacts:
+                  limits: IngestLimits) -> MediaFacts:
     """Validate a video upload (limits, then a full packet read) and describe it."""
     try:
-        info = probe_video(path, demuxer=sniffed.demuxer, settings=settings)
+        info = probe_video(path, demuxer=sniffed.demuxer, binary=limits.tools.ffprobe_binary,
+                           timeout=limits.tools.probe_timeout_seconds, max_pixels=limits.max_video_pixels)
     except FFmpegError as exc:
-        raise _from_ffmpeg_error(exc, settings) from exc
-    main = _validate_limits(info, settings)
+        raise _from_ffmpeg_error(exc, limits) from exc
+    main = _validate_limits(info, limits)
     header_duration = info.duration if info.duration and info.duration > 0 else info.media_duration
     if header_duration is not None:
-        _check_duration(header_duration, settings)  # refuse a 10-hour file before reading it
-    packets = check_packets(path, sniffed.demuxer, settings, expected_duration=info.media_duration)
-    if packets.end_time is not None and packets.end_time > float(setting(settings, "MAX_VIDEO_SECONDS")):
-        _check_duration(packets.end_time, settings)  # timestamps run past the header's duration
-    duration = _check_duration(header_duration or packets.end_time, settings)
+        _check_duration(header_duration, limits)  # refuse a 10-hour file before reading it
+    packets = check_packets(path, sniffed.demuxer, limits, expected_duration=info.media_duration)
+    if packets.end_time is not None and packets.end_time > limits.max_video_seconds:
+        _check_duration(packets.end_time, limits)  # timestamps run past the header's duration
+    duration = _check_duration(header_duration or packets.end_time, limits)
     details: dict[str, Any] = {
         "container": info.format_name,
         "demuxer": sniffed.demuxer,

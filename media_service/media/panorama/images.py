@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +19,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from media_service.errors import InvalidMedia, UnsupportedMediaType
-from media_service.media.ingest.facts import setting
+from media_service.media.ingest.facts import IngestLimits
+from media_service.media.ingest.images import open_image_safely
+from media_service.media.ingest.sniff import sniff_file
 
 _SWAPPED_ORIENTATIONS = {5, 6, 7, 8}
 #: Diagonal of a 35 mm film frame (36 x 24 mm): what "35 mm-equivalent" focal lengths are relative to.
@@ -87,18 +88,16 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image)
 
 
-def load_working_image(path: str | os.PathLike[str], settings: Mapping[str, Any],
+def load_working_image(path: str | os.PathLike[str], limits: IngestLimits,
                        target_pixels: float) -> WorkingImage:
     """An upright RGB copy of at most ``target_pixels`` pixels (JPEGs decoded at reduced size).
 
     Raises UnsupportedMediaType/InvalidMedia for anything that is not a safe, readable image.
     """
-    from media_service.media.ingest.sniff import sniff_file
-
     sniffed = sniff_file(path)
     if sniffed.kind != "image" or sniffed.pillow_format is None:
         raise UnsupportedMediaType(f"this file is a {sniffed.format.upper()} video, not a photo")
-    cap = int(setting(settings, "MAX_IMAGE_PIXELS"))
+    cap = limits.max_image_pixels
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path, formats=[sniffed.pillow_format]) as image:
@@ -127,19 +126,17 @@ def load_working_image(path: str | os.PathLike[str], settings: Mapping[str, Any]
     return WorkingImage(np.ascontiguousarray(rgb), full_size, focal)
 
 
-def load_full_image(path: str | os.PathLike[str], settings: Mapping[str, Any],
+def load_full_image(path: str | os.PathLike[str], limits: IngestLimits,
                     max_pixels: float | None = None) -> np.ndarray:
     """The upright photo as an RGB uint8 array, through the service's safe image opener.
 
     With ``max_pixels`` the photo is reduced (JPEG DCT scaling, then area resampling) to at most that
     many pixels, for panoramas whose output is capped below full resolution.
     """
-    from media_service.media.ingest.images import open_image_safely
-
     if max_pixels is not None:
-        working = load_working_image(path, settings, max_pixels)
+        working = load_working_image(path, limits, max_pixels)
         return working.rgb
-    with open_image_safely(path, settings, exif_transpose=True) as image:
+    with open_image_safely(path, limits, exif_transpose=True) as image:
         return _to_rgb_array(image)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from media_service.errors import MediaServiceError
+from media_service.media.ingest.facts import IngestLimits
 from media_service.media.panorama import cameras as camera_stage
 from media_service.media.panorama import matching
 from media_service.media.panorama.blending import Compositor, multiband_correction
@@ -139,7 +140,7 @@ class _Registration:
     focal: dict[str, Any] | None = None  # where the focal length came from (rotation model)
 
 
-def stitch(photos: Sequence[Photo], settings: Mapping[str, Any], options: StitchOptions | None = None,
+def stitch(photos: Sequence[Photo], limits: IngestLimits, options: StitchOptions | None = None,
            progress: Progress | None = None) -> Panorama:
     """Stitch ``photos`` (at least two, in any order) into a panorama.
 
@@ -159,14 +160,14 @@ def stitch(photos: Sequence[Photo], settings: Mapping[str, Any], options: Stitch
                              "and right of this one", code="too_few_photos", diagnostics=diagnostics.to_dict())
 
     with _timed(timings, "load"):
-        working = _load_working_images(photos, settings, options, diagnostics)
+        working = _load_working_images(photos, limits, options, diagnostics)
     report(0.1)
     with _timed(timings, "registration"):
         registration = _register(working, options, diagnostics)
     _apply_drops(registration, diagnostics)
     report(0.35)
     scale = _compose_scale(registration, working, options)
-    with _FullResolutionLoader(photos, working, registration.cameras.indices, settings, scale) as full_images:
+    with _FullResolutionLoader(photos, working, registration.cameras.indices, limits, scale) as full_images:
         with _timed(timings, "seams_and_exposure"):  # the first full-resolution photo decodes meanwhile
             plan = _plan_blending(registration, working, options)
         _record_framing(plan, registration.cameras.indices, diagnostics)
@@ -183,11 +184,11 @@ def stitch(photos: Sequence[Photo], settings: Mapping[str, Any], options: Stitch
 # -- loading ------------------------------------------------------------------------------------------
 
 
-def _load_working_images(photos: Sequence[Photo], settings: Mapping[str, Any], options: StitchOptions,
+def _load_working_images(photos: Sequence[Photo], limits: IngestLimits, options: StitchOptions,
                          diagnostics: StitchDiagnostics) -> list[WorkingImage | None]:
     def load(photo: Photo) -> WorkingImage | None:
         try:
-            return load_working_image(photo.path, settings, options.work_megapixels * 1e6)
+            return load_working_image(photo.path, limits, options.work_megapixels * 1e6)
         except (MediaServiceError, OSError, ValueError, SyntaxError, MemoryError):
             return None
 
@@ -514,8 +515,8 @@ class _FullResolutionLoader:
     """
 
     def __init__(self, photos: Sequence[Photo], working: list[WorkingImage | None], used: list[int],
-                 settings: Mapping[str, Any], compose_scale: float) -> None:
-        self.photos, self.working, self.used, self.settings = photos, working, used, settings
+                 limits: IngestLimits, compose_scale: float) -> None:
+        self.photos, self.working, self.used, self.limits = photos, working, used, limits
         self.max_area = None if compose_scale >= 0.999 else compose_scale ** 2
         self.pool = ThreadPoolExecutor(max_workers=1)
         self.upcoming = self.pool.submit(self._load, 0)
@@ -524,7 +525,7 @@ class _FullResolutionLoader:
         index = self.used[position]
         full_size = self.working[index].full_size  # type: ignore[union-attr]
         limit = None if self.max_area is None else self.max_area * full_size[0] * full_size[1]
-        return load_full_image(self.photos[index].path, self.settings, limit)
+        return load_full_image(self.photos[index].path, self.limits, limit)
 
     def take(self, position: int) -> np.ndarray:
         """The photo at ``position`` of ``used``; starts decoding the next one."""

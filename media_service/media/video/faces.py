@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from media_service.errors import ProcessingError
-from media_service.media.video.ffmpeg import run_ffmpeg
+from media_service.media.video.ffmpeg import FFmpegTools, run_ffmpeg, safe_input_args
 from media_service.media.video.ladder import LadderInput, normalise_filters
 from media_service.media.video.presets import PlannedRendition
 
@@ -42,11 +42,12 @@ HOLD_SECONDS = 0.5
 MAX_REGIONS = 24
 
 
-def find_cascade(settings: Mapping[str, Any]) -> Path:
-    """The frontal-face cascade XML, or a ProcessingError that says how to install it."""
+def find_cascade(configured: str | None = None) -> Path:
+    """The frontal-face cascade XML (``configured`` first: VIDEO_FACE_CASCADE), or a ProcessingError that says
+    how to install it."""
     candidates: list[Path] = []
-    if settings.get("VIDEO_FACE_CASCADE"):
-        candidates.append(Path(settings["VIDEO_FACE_CASCADE"]))
+    if configured:
+        candidates.append(Path(configured))
     data = getattr(cv2, "data", None)
     if data is not None and getattr(data, "haarcascades", None):
         candidates.append(Path(data.haarcascades) / CASCADE_NAME)
@@ -263,13 +264,11 @@ def blur_filters(regions: list[BlurRegion]) -> list[str]:
     return steps
 
 
-def plan_face_blur(source: LadderInput, top: PlannedRendition, work: Path, settings: Mapping[str, Any], *,
-                   max_seconds: float | None = None, before: list[str] | None = None,
+def plan_face_blur(source: LadderInput, top: PlannedRendition, work: Path, tools: FFmpegTools, *,
+                   cascade: str | None = None, max_seconds: float | None = None, before: list[str] | None = None,
                    on_progress: Callable[[float], None] | None = None) -> FaceBlurPlan:
     """Detect faces on sampled frames and return the ladder filters that blur them."""
-    from media_service.media.video.ffmpeg import safe_input_args
-
-    cascade = load_cascade(str(find_cascade(settings)))
+    detector = load_cascade(str(find_cascade(cascade)))
     scale = DETECT_LONG_SIDE / max(top.width, top.height)
     width, height = int(top.width * scale) // 2 * 2, int(top.height * scale) // 2 * 2
     frames = work / "faces"
@@ -279,7 +278,7 @@ def plan_face_blur(source: LadderInput, top: PlannedRendition, work: Path, setti
     args = ["-noautorotate", *(["-t", f"{max_seconds:.3f}"] if max_seconds else []),
             *safe_input_args(source.path, source.demuxer), "-map", f"0:{source.video.index}", "-vf", chain,
             "-an", "-c:v", "mjpeg", "-q:v", "3", "-f", "image2", str(frames / "%06d.jpg")]
-    run_ffmpeg(args, binary=settings["FFMPEG_BINARY"], timeout=settings["FFMPEG_TIMEOUT_SECONDS"],
+    run_ffmpeg(args, binary=tools.ffmpeg_binary, timeout=tools.ffmpeg_timeout_seconds,
                duration=source.duration, on_progress=(lambda f: on_progress(0.4 * f)) if on_progress else None)
     paths = sorted(frames.glob("*.jpg"))
     detections: list[tuple[float, tuple[int, int, int, int]]] = []
@@ -288,7 +287,7 @@ def plan_face_blur(source: LadderInput, top: PlannedRendition, work: Path, setti
         if gray is None:
             continue
         gray = cv2.equalizeHist(gray)
-        for x, y, w, h in cascade.detect(gray, min_size=max(24, min(width, height) // 12)):
+        for x, y, w, h in detector.detect(gray, min_size=max(24, min(width, height) // 12)):
             detections.append((i / DETECT_FPS, (int(x / scale), int(y / scale), math.ceil(w / scale),
                                                 math.ceil(h / scale))))
         path.unlink()

@@ -102,6 +102,18 @@ class FFmpegResult:
         return [line for line in self.stderr_tail.splitlines() if line.strip()]
 
 
+
+
+@dataclass(frozen=True)
+class FFmpegTools:
+    """Which ffmpeg and ffprobe run, and how long one run may take (the service's settings of the same names
+    in upper case)."""
+
+    ffmpeg_binary: str
+    ffprobe_binary: str
+    ffmpeg_timeout_seconds: float
+    probe_timeout_seconds: float
+
 def safe_input_args(path: str | os.PathLike[str], demuxer: str | None, *,
                     max_pixels: int | None = None) -> list[str]:
     """Options to put in front of an untrusted input, ending with ``-i file:<absolute path>``.

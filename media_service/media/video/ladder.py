@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from media_service.media.video.ffmpeg import safe_input_args
 from media_service.media.video.presets import PlannedRendition, Profile
 from media_service.media.video.probe import VideoStream
 
@@ -113,8 +114,6 @@ def build_ladder(source: LadderInput, profile: Profile, renditions: list[Planned
     ``loudnorm`` is the audio filter chain that normalises the loudness (see
     :func:`~media_service.media.video.loudness.plan_normalisation`) or None to keep the level as it is.
     """
-    from media_service.media.video.ffmpeg import safe_input_args
-
     out_dir, frames_dir = work / "hls", work / "frames"
     out_dir.mkdir(parents=True, exist_ok=True)
     frames_dir.mkdir(parents=True, exist_ok=True)

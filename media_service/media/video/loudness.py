@@ -23,12 +23,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from media_service.media.video.ffmpeg import run_ffmpeg, safe_input_args
+from media_service.media.video.ffmpeg import FFmpegTools, run_ffmpeg, safe_input_args
+from media_service.media.video.ladder import AUDIO_OUTPUT_FILTERS, escape_filter_value
 
 #: Quieter than this (integrated, LUFS) counts as silent: normalising it would only amplify noise.
 SILENCE_LUFS = -60.0
@@ -121,11 +122,9 @@ def parse_silences(path: Path, duration: float) -> list[tuple[float, float]]:
 
 
 def measure_loudness(source: Path, demuxer: str, audio_index: int, target: LoudnessTarget, work: Path, *,
-                     duration: float, settings: Mapping[str, Any], max_seconds: float | None = None,
+                     duration: float, tools: FFmpegTools, max_seconds: float | None = None,
                      on_progress: Callable[[float], None] | None = None) -> LoudnessMeasurement:
     """First pass: integrated loudness, true peak, range and silent stretches of one audio stream."""
-    from media_service.media.video.ladder import escape_filter_value
-
     silence_file = work / "silence.txt"
     chain = (f"silencedetect=n={SILENCE_NOISE_DB}dB:d={SILENCE_MIN_SECONDS},"
              f"ametadata=mode=print:file={escape_filter_value(str(silence_file))},"
@@ -135,7 +134,7 @@ def measure_loudness(source: Path, demuxer: str, audio_index: int, target: Loudn
         args += ["-t", f"{max_seconds:.3f}"]
     args += [*safe_input_args(source, demuxer), "-map", f"0:{audio_index}", "-vn", "-sn", "-dn",
              "-af", chain, "-f", "null", "-"]
-    result = run_ffmpeg(args, binary=settings["FFMPEG_BINARY"], timeout=settings["FFMPEG_TIMEOUT_SECONDS"],
+    result = run_ffmpeg(args, binary=tools.ffmpeg_binary, timeout=tools.ffmpeg_timeout_seconds,
                         duration=duration, on_progress=on_progress)
     figures = parse_loudnorm_json(result.stderr_tail)
     silences = parse_silences(silence_file, duration)
@@ -196,8 +195,6 @@ def gain_filter(gain_db: float, ceiling_db: float | None) -> str:
 
 def ladder_output_mix() -> str:
     """The channel mix of every output (the last of the ladder's audio filters), as one filter."""
-    from media_service.media.video.ladder import AUDIO_OUTPUT_FILTERS
-
     return AUDIO_OUTPUT_FILTERS[-1]
 
 
@@ -259,8 +256,6 @@ def _level(stderr: str) -> Level:
 def measure_level(source: Path, demuxer: str, audio_index: int, chain: str, *, binary: str, timeout: float,
                   max_seconds: float | None = None) -> Level:
     """Loudness and true peak of one audio stream after ``chain`` and the outputs' mix (48 kHz stereo)."""
-    from media_service.media.video.ladder import AUDIO_OUTPUT_FILTERS
-
     args = ["-v", "info"]
     if max_seconds is not None:
         args += ["-t", f"{max_seconds:.3f}"]
@@ -277,10 +272,10 @@ def measure_output(path: Path, *, binary: str, timeout: float, demuxer: str = "m
     return _level(run_ffmpeg(args, binary=binary, timeout=timeout).stderr_tail)
 
 
-def integrated_loudness(path: Path, settings: Mapping[str, Any], demuxer: str = "mov") -> float | None:
+def integrated_loudness(path: Path, tools: FFmpegTools, demuxer: str = "mov") -> float | None:
     """Integrated loudness of a file's first audio stream with ffmpeg's ``ebur128`` (for checks)."""
     args = ["-v", "info", *safe_input_args(path, demuxer), "-map", "0:a:0", "-vn",
             "-af", "ebur128=framelog=verbose", "-f", "null", "-"]
-    result = run_ffmpeg(args, binary=settings["FFMPEG_BINARY"], timeout=settings["FFMPEG_TIMEOUT_SECONDS"])
+    result = run_ffmpeg(args, binary=tools.ffmpeg_binary, timeout=tools.ffmpeg_timeout_seconds)
     matches = _EBUR128_I.findall(result.stderr_tail)
     return _number(matches[-1]) if matches else None

@@ -10,7 +10,7 @@ use for scrubbing previews.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from media_service.media.video.ffmpeg import run_ffmpeg, safe_input_args
+from media_service.media.video.ffmpeg import FFmpegTools, run_ffmpeg, safe_input_args
 
 #: Most tiles in a storyboard sprite; longer videos get a longer interval between tiles.
 MAX_STORYBOARD_TILES = 100
@@ -196,23 +196,23 @@ def signature_match(a: Sequence[str], b: Sequence[str], max_distance: int) -> fl
 # ------------------------------------------------------------------------------- from the renditions
 
 
-def extract_poster(rendition_mp4: Path, at: float, target: Path, settings: Mapping[str, Any]) -> None:
+def extract_poster(rendition_mp4: Path, at: float, target: Path, tools: FFmpegTools) -> None:
     """Cut one full-size frame at ``at`` seconds from a rendition (our own, already upright, SDR)."""
     args = ["-ss", f"{max(0.0, at):.3f}", *safe_input_args(rendition_mp4, "mov"), "-map", "0:v:0",
             "-frames:v", "1", "-map_metadata", "-1", "-c:v", "mjpeg", "-q:v", "2", "-f", "image2",
             "-update", "1", str(target)]
-    run_ffmpeg(args, binary=settings["FFMPEG_BINARY"], timeout=min(300.0, settings["FFMPEG_TIMEOUT_SECONDS"]))
+    run_ffmpeg(args, binary=tools.ffmpeg_binary, timeout=min(300.0, tools.ffmpeg_timeout_seconds))
     if not target.exists():  # seeking past the last keyframe of a very short clip: take the first frame
         args[1] = "0"
-        run_ffmpeg(args, binary=settings["FFMPEG_BINARY"], timeout=min(300.0, settings["FFMPEG_TIMEOUT_SECONDS"]))
+        run_ffmpeg(args, binary=tools.ffmpeg_binary, timeout=min(300.0, tools.ffmpeg_timeout_seconds))
 
 
 def animated_preview(rendition_mp4: Path, start: float, seconds: float, target: Path,
-                     settings: Mapping[str, Any], *, long_side: int = 320, fps: int = 10) -> None:
+                     tools: FFmpegTools, *, long_side: int = 320, fps: int = 10) -> None:
     """A short looping animated WebP (no audio, no metadata) starting at ``start``."""
     scale = f"scale='if(gte(iw,ih),{long_side},-2)':'if(gte(iw,ih),-2,{long_side})'"
     args = ["-ss", f"{max(0.0, start):.3f}", "-t", f"{seconds:.3f}", *safe_input_args(rendition_mp4, "mov"),
             "-map", "0:v:0", "-vf", f"fps={fps},{scale}", "-an", "-map_metadata", "-1",
             "-c:v", "libwebp_anim", "-loop", "0", "-quality", "60", "-compression_level", "4",
             "-f", "webp", str(target)]
-    run_ffmpeg(args, binary=settings["FFMPEG_BINARY"], timeout=min(300.0, settings["FFMPEG_TIMEOUT_SECONDS"]))
+    run_ffmpeg(args, binary=tools.ffmpeg_binary, timeout=min(300.0, tools.ffmpeg_timeout_seconds))

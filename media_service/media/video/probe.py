@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from media_service.config import SETTINGS_BY_NAME
 from media_service.media.video.ffmpeg import run_ffprobe, safe_input_args
 
 #: What a decoder prints when ``-max_pixels`` stops it (ffprobe may still exit 0, with zero sizes).
@@ -29,13 +28,6 @@ VFR_SAMPLE_PACKETS = 240
 
 _ALPHA_PIX_FMT_RE = re.compile(r"^(yuva|gbrap|ya\d|rgba|bgra|argb|abgr)")
 _LOCATION_KEY_RE = re.compile(r"location|gps|\u00a9xyz|iso6709", re.IGNORECASE)
-
-
-def _setting(settings: Mapping[str, Any], name: str) -> Any:
-    """A setting from ``settings``, falling back to its documented default."""
-    if name in settings:
-        return settings[name]
-    return SETTINGS_BY_NAME[name].default
 
 
 def _float(value: Any) -> float | None:
@@ -320,21 +312,19 @@ def _sample_vfr(path: str | os.PathLike[str], demuxer: str | None, index: int, t
     return estimate_vfr(pts)
 
 
-def probe_video(path: str | os.PathLike[str], *, demuxer: str | None, settings: Mapping[str, Any],
+def probe_video(path: str | os.PathLike[str], *, demuxer: str | None, binary: str, timeout: float, max_pixels: int,
                 vfr_sample_packets: int = VFR_SAMPLE_PACKETS) -> VideoInfo:
     """Probe an (untrusted) video with the safe input options and return its :class:`VideoInfo`.
 
+    ``binary`` is ffprobe, ``timeout`` the limit of each run and ``max_pixels`` the largest frame accepted.
     ``demuxer`` is the one sniffed from the magic bytes (``mov``/``matroska``); it is forced so that
     ffprobe never guesses. The main stream's VFR flag comes from the timestamps of its first
     ``vfr_sample_packets`` packets (a second, bounded ffprobe run; 0 skips it and compares rates
     instead). Raises :class:`~media_service.media.video.ffmpeg.FFmpegError` when ffprobe cannot read the file.
     """
-    timeout = float(_setting(settings, "PROBE_TIMEOUT_SECONDS"))
-    binary = str(_setting(settings, "FFPROBE_BINARY"))
     # Decoders refuse frames well above the cap before allocating them; the exact limit is applied
     # by the caller on the reported sizes. The slack covers decoders that check an aligned size
     # (VP9 checks 161x121 as 192x128).
-    max_pixels = int(_setting(settings, "MAX_VIDEO_PIXELS"))
     guard = max_pixels + max_pixels // 4 + 1_000_000
     data = run_ffprobe(["-show_format", "-show_streams", *safe_input_args(path, demuxer, max_pixels=guard)],
                        timeout=timeout, binary=binary, fail_on=(MAX_PIXELS_MARKER,))

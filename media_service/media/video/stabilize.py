@@ -15,7 +15,7 @@ pixels it is corrected in. The summary records which engine ran.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from media_service.errors import ProcessingError
-from media_service.media.video.ffmpeg import has_filter, run_ffmpeg, safe_input_args
+from media_service.media.video.ffmpeg import FFmpegTools, has_filter, run_ffmpeg, safe_input_args
 from media_service.media.video.ladder import LadderInput, escape_filter_value, normalise_filters
 from media_service.media.video.presets import PlannedRendition
 
@@ -42,13 +42,13 @@ class StabilizationPlan:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def choose_engine(settings: Mapping[str, Any]) -> str:
-    choice = settings["VIDEO_STABILIZER"]
+def choose_engine(choice: str, tools: FFmpegTools) -> str:
+    """The stabilisation engine for ``choice`` (VIDEO_STABILIZER: auto, vidstab or opencv)."""
     if choice not in {"auto", "vidstab", "opencv"}:
         raise ProcessingError("setting VIDEO_STABILIZER must be auto, vidstab or opencv", code="bad_setting")
     if choice == "opencv":
         return "opencv"
-    available = has_filter(settings["FFMPEG_BINARY"], "vidstabdetect", "vidstabdetect=result=/dev/null")
+    available = has_filter(tools.ffmpeg_binary, "vidstabdetect", "vidstabdetect=result=/dev/null")
     if choice == "vidstab" and not available:
         raise ProcessingError("this ffmpeg has no vidstab filters; set VIDEO_STABILIZER=opencv or auto",
                               code="stabilizer_unavailable")
@@ -62,37 +62,37 @@ def _pre_pass_args(source: LadderInput, max_seconds: float | None) -> list[str]:
     return [*args, *safe_input_args(source.path, source.demuxer)]
 
 
-def plan_stabilization(source: LadderInput, top: PlannedRendition, work: Path, settings: Mapping[str, Any], *,
-                       max_seconds: float | None = None,
+def plan_stabilization(source: LadderInput, top: PlannedRendition, work: Path, tools: FFmpegTools, *,
+                       engine: str = "auto", max_seconds: float | None = None,
                        on_progress: Callable[[float], None] | None = None) -> StabilizationPlan:
     """Analyse the camera motion and return the filters that remove it."""
-    engine = choose_engine(settings)
+    engine = choose_engine(engine, tools)
     if engine == "vidstab":
-        return _vidstab(source, top, work, settings, max_seconds, on_progress)
-    return _opencv(source, top, work, settings, max_seconds, on_progress)
+        return _vidstab(source, top, work, tools, max_seconds, on_progress)
+    return _opencv(source, top, work, tools, max_seconds, on_progress)
 
 
-def _vidstab(source: LadderInput, top: PlannedRendition, work: Path, settings: Mapping[str, Any],
+def _vidstab(source: LadderInput, top: PlannedRendition, work: Path, tools: FFmpegTools,
              max_seconds: float | None, on_progress: Callable[[float], None] | None) -> StabilizationPlan:
     transforms = escape_filter_value(str(work / "transforms.trf"))
     chain = ",".join([*normalise_filters(source, top), f"vidstabdetect=shakiness=6:accuracy=9:result={transforms}"])
     run_ffmpeg([*_pre_pass_args(source, max_seconds), "-map", f"0:{source.video.index}", "-vf", chain,
-                "-an", "-f", "null", "-"], binary=settings["FFMPEG_BINARY"],
-               timeout=settings["FFMPEG_TIMEOUT_SECONDS"], duration=source.duration, on_progress=on_progress)
+                "-an", "-f", "null", "-"], binary=tools.ffmpeg_binary,
+               timeout=tools.ffmpeg_timeout_seconds, duration=source.duration, on_progress=on_progress)
     filters = [f"vidstabtransform=input={transforms}:smoothing={SMOOTHING_RADIUS}:optzoom=1:interpol=bilinear",
                "unsharp=5:5:0.6:3:3:0.0"]
     return StabilizationPlan(filters=filters, summary={"engine": "vidstab", "smoothing": SMOOTHING_RADIUS})
 
 
-def _opencv(source: LadderInput, top: PlannedRendition, work: Path, settings: Mapping[str, Any],
+def _opencv(source: LadderInput, top: PlannedRendition, work: Path, tools: FFmpegTools,
             max_seconds: float | None, on_progress: Callable[[float], None] | None) -> StabilizationPlan:
     scale = OPENCV_ANALYSIS_LONG_SIDE / max(top.width, top.height)
     width, height = max(16, int(top.width * scale) // 2 * 2), max(16, int(top.height * scale) // 2 * 2)
     raw = work / "stabilize.gray"
     chain = ",".join([*normalise_filters(source, top), f"scale={width}:{height}", "format=gray"])
     run_ffmpeg([*_pre_pass_args(source, max_seconds), "-map", f"0:{source.video.index}", "-vf", chain, "-an",
-                "-f", "rawvideo", "-pix_fmt", "gray", str(raw)], binary=settings["FFMPEG_BINARY"],
-               timeout=settings["FFMPEG_TIMEOUT_SECONDS"], duration=source.duration,
+                "-f", "rawvideo", "-pix_fmt", "gray", str(raw)], binary=tools.ffmpeg_binary,
+               timeout=tools.ffmpeg_timeout_seconds, duration=source.duration,
                on_progress=(lambda f: on_progress(0.8 * f)) if on_progress else None)
     motion = estimate_motion(raw, width, height)
     raw.unlink(missing_ok=True)

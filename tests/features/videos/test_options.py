@@ -50,7 +50,7 @@ def test_stabilisation_removes_most_of_the_shake(clips: Path, run_pipeline: Run,
 
 
 def test_haar_cascade_finds_the_faces_of_a_real_film() -> None:
-    cascade = HaarCascade(find_cascade({}))
+    cascade = HaarCascade(find_cascade())
     raw = subprocess.run([FFMPEG, "-v", "error", "-ss", "2", "-i", str(media("video/friday.mp4")), "-frames:v", "3",
                           "-r", "1", "-vf", "scale=480:-2", "-f", "rawvideo", "-pix_fmt", "gray", "-"],
                          check=True, capture_output=True).stdout

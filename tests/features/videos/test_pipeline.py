@@ -19,6 +19,7 @@ from PIL import Image
 
 from media_service.media.video.ladder import concat_variant
 from media_service.media.video.loudness import MAX_GAIN_DB, integrated_loudness
+from media_service.media_options import ffmpeg_tools
 from tests.conftest import media
 from tests.support.videos import (
     ARTIFACTS,
@@ -207,9 +208,9 @@ def test_loudness_is_normalised_within_one_lu(clips: Path, run_pipeline: Run, pi
     """Very quiet (-41 LUFS) and loud (-7 LUFS) tones reach the target; a whisper (-60 LUFS) gets the
     maximum gain (30 dB), not more, so its hiss is not blown up."""
     source = tone_clip(clips, f"tone_{int(volume_db)}.mp4", volume_db=volume_db)
-    before = integrated_loudness(source, pipeline_settings)
+    before = integrated_loudness(source, ffmpeg_tools(pipeline_settings))
     result = run_pipeline(source)
-    after = integrated_loudness(result["out"] / "video.mp4", pipeline_settings)
+    after = integrated_loudness(result["out"] / "video.mp4", ffmpeg_tools(pipeline_settings))
     target = pipeline_settings["VIDEO_LOUDNESS_TARGET_LUFS"]
     assert before is not None and abs(before - target) > 5
     expected = min(target, before + MAX_GAIN_DB)
@@ -235,7 +236,7 @@ def test_no_audio_stays_without_audio(clips: Path, run_pipeline: Run) -> None:
 def test_digital_silence_stays_silent(clips: Path, run_pipeline: Run, pipeline_settings: dict[str, Any]) -> None:
     result = run_pipeline(tone_clip(clips, "silence.mp4", silence=True, seconds=3))
     assert not result["loudness"]["normalized"]
-    after = integrated_loudness(result["out"] / "video.mp4", pipeline_settings)
+    after = integrated_loudness(result["out"] / "video.mp4", ffmpeg_tools(pipeline_settings))
     assert after is None or after < -60
     assert any(f["code"] == "silent" and f["reason"] == "silence" for f in result["flags"])
 

@@ -1,22 +1,21 @@
-"""Fixtures of the ingest tests: default settings and a session-wide folder of generated hostile files."""
+"""Fixtures of the ingest tests: default limits and a session-wide folder of generated hostile files."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from media_service.config import SETTINGS
-from media_service.media.ingest import configure_image_limits
+from media_service.media.ingest import IngestLimits, configure_image_limits
+from tests.support.options import ingest_limits
 
 
 @pytest.fixture(scope="session")
-def settings() -> dict[str, Any]:
-    """Every setting at its documented default (no app, no data folder needed)."""
-    values = {s.name: s.default for s in SETTINGS}
-    configure_image_limits(values)
-    return values
+def settings() -> IngestLimits:
+    """The ingest limits at the service's default settings (no app, no data folder needed)."""
+    limits = ingest_limits()
+    configure_image_limits(limits)
+    return limits
 
 
 @pytest.fixture(scope="session")

@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
 
 from media_service.errors import InvalidMedia, UnsupportedMediaType
-from media_service.media.ingest import inspect_media, open_image_safely
+from media_service.media.ingest import IngestLimits, inspect_media, open_image_safely
 from media_service.media.ingest.images import configure_image_limits, open_image_as_array, scan_gif
 from tests.conftest import SHARED_MEDIA
 from tests.support import hostile
+from tests.support.options import ingest_limits
 
 
 def _animation(path: Path, frames: int, fmt: str, size: tuple[int, int] = (8, 8)) -> Path:
@@ -23,13 +23,13 @@ def _animation(path: Path, frames: int, fmt: str, size: tuple[int, int] = (8, 8)
     return path
 
 
-def test_returns_a_loaded_image(settings: dict[str, Any]) -> None:
+def test_returns_a_loaded_image(settings: IngestLimits) -> None:
     with open_image_safely(SHARED_MEDIA / "spin/civic_52/1.png", settings) as image:
         assert image.size == (1000, 447)
         assert image.getpixel((0, 0)) is not None  # decoded, no lazy surprise later
 
 
-def test_exif_transpose_turns_the_image_upright(tmp_path: Path, settings: dict[str, Any]) -> None:
+def test_exif_transpose_turns_the_image_upright(tmp_path: Path, settings: IngestLimits) -> None:
     path = hostile.jpeg_with_gps(tmp_path)
     with open_image_safely(path, settings) as raw:
         assert raw.size == (64, 48)
@@ -37,7 +37,7 @@ def test_exif_transpose_turns_the_image_upright(tmp_path: Path, settings: dict[s
         assert upright.size == (48, 64)
 
 
-def test_array_for_opencv_is_bgr(tmp_path: Path, settings: dict[str, Any]) -> None:
+def test_array_for_opencv_is_bgr(tmp_path: Path, settings: IngestLimits) -> None:
     path = tmp_path / "red.png"
     Image.new("RGB", (4, 3), (255, 0, 0)).save(path)
     array = open_image_as_array(path, settings)
@@ -47,23 +47,23 @@ def test_array_for_opencv_is_bgr(tmp_path: Path, settings: dict[str, Any]) -> No
     assert logo.shape == (36, 185, 4)
 
 
-def test_videos_are_not_images(settings: dict[str, Any]) -> None:
+def test_videos_are_not_images(settings: IngestLimits) -> None:
     with pytest.raises(UnsupportedMediaType, match="not an image"):
         open_image_safely(SHARED_MEDIA / "video/flower.mp4", settings)
 
 
-def test_configure_sets_pillow_and_opencv_limits(settings: dict[str, Any]) -> None:
+def test_configure_sets_pillow_and_opencv_limits(settings: IngestLimits) -> None:
     before = Image.MAX_IMAGE_PIXELS
     try:
-        configure_image_limits({**settings, "MAX_IMAGE_PIXELS": 12345})
+        configure_image_limits(ingest_limits(MAX_IMAGE_PIXELS=12345))
         assert Image.MAX_IMAGE_PIXELS == 12345
         assert os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] == "12345"
     finally:
         configure_image_limits(settings)
-    assert Image.MAX_IMAGE_PIXELS == before == settings["MAX_IMAGE_PIXELS"]
+    assert Image.MAX_IMAGE_PIXELS == before == settings.max_image_pixels
 
 
-def test_pillows_stricter_global_limit_also_refuses_cleanly(tmp_path: Path, settings: dict[str, Any]) -> None:
+def test_pillows_stricter_global_limit_also_refuses_cleanly(tmp_path: Path, settings: IngestLimits) -> None:
     """If something lowered Pillow's own limit, its bomb error still becomes a 422 with our wording."""
     path = tmp_path / "wide.png"
     Image.new("L", (300, 300)).save(path)
@@ -79,7 +79,7 @@ def test_pillows_stricter_global_limit_also_refuses_cleanly(tmp_path: Path, sett
         configure_image_limits(settings)
 
 
-def test_pixel_bomb_is_refused_before_decoding(tmp_path: Path, settings: dict[str, Any]) -> None:
+def test_pixel_bomb_is_refused_before_decoding(tmp_path: Path, settings: IngestLimits) -> None:
     path = hostile.png_pixel_bomb(tmp_path)
     started = time.monotonic()
     with pytest.raises(InvalidMedia) as caught:
@@ -99,7 +99,7 @@ def test_gif_frames_are_counted_cheaply_and_stop_at_the_cap(tmp_path: Path) -> N
     assert full.duration == pytest.approx(200.0)  # 10,000 x 20 ms
 
 
-def test_animated_gif_and_webp_are_accepted(tmp_path: Path, settings: dict[str, Any]) -> None:
+def test_animated_gif_and_webp_are_accepted(tmp_path: Path, settings: IngestLimits) -> None:
     gif = inspect_media(_animation(tmp_path / "a.gif", 12, "GIF"), settings)
     assert (gif.format, gif.frames, gif.details["animated"]) == ("gif", 12, True)
     assert gif.duration == pytest.approx(0.48)
@@ -112,24 +112,24 @@ def test_animated_gif_and_webp_are_accepted(tmp_path: Path, settings: dict[str, 
 
 
 @pytest.mark.parametrize("fmt", ["GIF", "PNG", "WEBP"])
-def test_frame_cap_applies_to_every_animated_format(tmp_path: Path, settings: dict[str, Any],
+def test_frame_cap_applies_to_every_animated_format(tmp_path: Path, settings: IngestLimits,
                                                     fmt: str) -> None:
     path = _animation(tmp_path / f"many.{fmt.lower()}", 8, fmt)
     with pytest.raises(InvalidMedia) as caught:
-        inspect_media(path, {**settings, "MAX_GIF_FRAMES": 5})
+        inspect_media(path, ingest_limits(MAX_GIF_FRAMES=5))
     assert caught.value.extra["reason"] == "too_many_frames"
-    assert inspect_media(path, {**settings, "MAX_GIF_FRAMES": 8}).frames == 8
+    assert inspect_media(path, ingest_limits(MAX_GIF_FRAMES=8)).frames == 8
 
 
-def test_gif_with_one_oversized_frame_is_refused(tmp_path: Path, settings: dict[str, Any]) -> None:
+def test_gif_with_one_oversized_frame_is_refused(tmp_path: Path, settings: IngestLimits) -> None:
     path = _animation(tmp_path / "big.gif", 2, "GIF", size=(200, 200))
     with pytest.raises(InvalidMedia) as caught:
-        inspect_media(path, {**settings, "MAX_IMAGE_PIXELS": 10_000})
+        inspect_media(path, ingest_limits(MAX_IMAGE_PIXELS=10_000))
     assert caught.value.extra["reason"] == "too_many_pixels"
 
 
 @pytest.mark.parametrize("fmt", ["gif", "png", "webp", "jpeg"])
-def test_truncated_images_are_refused(tmp_path: Path, settings: dict[str, Any], fmt: str) -> None:
+def test_truncated_images_are_refused(tmp_path: Path, settings: IngestLimits, fmt: str) -> None:
     source = tmp_path / f"whole.{fmt}"
     noise = Image.effect_noise((200, 150), 64).convert("RGB")
     noise.save(source, fmt.upper())

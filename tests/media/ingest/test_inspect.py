@@ -10,16 +10,16 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import cv2
 import pytest
 
 from media_service.errors import InvalidMedia, MediaServiceError, UnsupportedMediaType
-from media_service.media.ingest import MediaFacts, inspect_media
+from media_service.media.ingest import IngestLimits, MediaFacts, inspect_media
 from tests.conftest import SHARED_MEDIA
 from tests.support import hostile
 from tests.support.hostile import Canary, canary
+from tests.support.options import ingest_limits
 
 IMAGE_SIZES: dict[str, tuple[int, int]] = {
     "panorama/hill": (400, 300),
@@ -69,7 +69,7 @@ def _expected_size(relative: str) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("relative", _shared_images())
-def test_every_shared_image_is_accepted(relative: str, settings: dict[str, Any]) -> None:
+def test_every_shared_image_is_accepted(relative: str, settings: IngestLimits) -> None:
     facts = inspect_media(SHARED_MEDIA / relative, settings)
     expected_format = "png" if relative.lower().endswith(".png") else "jpeg"
     assert (facts.kind, facts.format, facts.mime) == ("image", expected_format, f"image/{expected_format}")
@@ -83,7 +83,7 @@ def test_all_shared_images_are_covered() -> None:
 
 
 @pytest.mark.parametrize("relative", sorted(VIDEOS))
-def test_every_shared_video_is_accepted(relative: str, settings: dict[str, Any]) -> None:
+def test_every_shared_video_is_accepted(relative: str, settings: IngestLimits) -> None:
     (width, height), duration, has_audio, rotation, fmt = VIDEOS[relative]
     facts = inspect_media(SHARED_MEDIA / relative, settings)
     assert (facts.kind, facts.format) == ("video", fmt)
@@ -100,7 +100,7 @@ def test_every_shared_video_is_covered() -> None:
     assert videos <= set(VIDEOS)
 
 
-def test_facts_are_json_serialisable(settings: dict[str, Any]) -> None:
+def test_facts_are_json_serialisable(settings: IngestLimits) -> None:
     import json
 
     for relative in ("video/nasa_13013.mp4", "panorama/berlin/01.jpg"):
@@ -149,7 +149,7 @@ REFUSED: list[tuple[str, Maker, type[MediaServiceError], str]] = [
 
 
 @pytest.mark.parametrize(("case", "make", "error", "expected"), REFUSED, ids=[r[0] for r in REFUSED])
-def test_hostile_file_is_refused(tmp_path: Path, settings: dict[str, Any], case: str, make: Maker,
+def test_hostile_file_is_refused(tmp_path: Path, settings: IngestLimits, case: str, make: Maker,
                                  error: type[MediaServiceError], expected: str) -> None:
     with canary() as trap:
         path = make(tmp_path, trap)
@@ -170,7 +170,7 @@ def test_hostile_file_is_refused(tmp_path: Path, settings: dict[str, Any], case:
     assert not (tmp_path / "unpickled-marker").exists(), "the pickle was loaded"
 
 
-def test_gps_jpeg_is_accepted_with_its_facts(tmp_path: Path, settings: dict[str, Any]) -> None:
+def test_gps_jpeg_is_accepted_with_its_facts(tmp_path: Path, settings: IngestLimits) -> None:
     """8. A JPEG with GPS EXIF and orientation 6: accepted; GPS flagged so outputs strip it."""
     facts = inspect_media(hostile.jpeg_with_gps(tmp_path), settings)
     assert (facts.kind, facts.format) == ("image", "jpeg")
@@ -179,7 +179,7 @@ def test_gps_jpeg_is_accepted_with_its_facts(tmp_path: Path, settings: dict[str,
     assert facts.details["has_location_metadata"] is True
 
 
-def test_phone_videos_with_gps_are_flagged(settings: dict[str, Any]) -> None:
+def test_phone_videos_with_gps_are_flagged(settings: IngestLimits) -> None:
     """8. Phone videos with location tags and a rotation flag are accepted and flagged."""
     facts = inspect_media(SHARED_MEDIA / "video/iphone_rotated.mov", settings)
     assert facts.details["has_location_metadata"] is True and facts.details["rotation"] == 90
@@ -187,21 +187,21 @@ def test_phone_videos_with_gps_are_flagged(settings: dict[str, Any]) -> None:
     assert flower.details["has_location_metadata"] is False
 
 
-def test_negative_timestamps_are_processed_safely(tmp_path: Path, settings: dict[str, Any]) -> None:
+def test_negative_timestamps_are_processed_safely(tmp_path: Path, settings: IngestLimits) -> None:
     """7. Negative timestamps: accepted; the duration is what the packets really span."""
     facts = inspect_media(hostile.negative_timestamps_video(tmp_path), settings)
     assert facts.kind == "video" and facts.duration is not None and 0 < facts.duration <= 1.1
 
 
 def test_jumping_timestamps_within_the_limit_are_processed_safely(tmp_path: Path,
-                                                                 settings: dict[str, Any]) -> None:
+                                                                 settings: IngestLimits) -> None:
     """7. A 100 s jump: accepted with the real span (so a transcode knows it is ~101 s long)."""
     facts = inspect_media(hostile.jumping_timestamps_video(tmp_path, 100), settings)
     assert facts.duration == pytest.approx(101.0, abs=0.5)
     assert facts.details["packets_end_time"] == pytest.approx(101.0, abs=0.5)
 
 
-def test_jpeg_html_polyglot_is_accepted_as_a_jpeg(tmp_path: Path, settings: dict[str, Any]) -> None:
+def test_jpeg_html_polyglot_is_accepted_as_a_jpeg(tmp_path: Path, settings: IngestLimits) -> None:
     """11. A real JPEG with HTML in a comment: accepted as image/jpeg; safe because we never serve the
     original bytes as HTML and re-encode what we publish."""
     facts = inspect_media(hostile.jpeg_html_polyglot(tmp_path), settings)
@@ -209,7 +209,7 @@ def test_jpeg_html_polyglot_is_accepted_as_a_jpeg(tmp_path: Path, settings: dict
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
-def test_bit_flipped_files_are_refused_or_processed_safely(tmp_path: Path, settings: dict[str, Any],
+def test_bit_flipped_files_are_refused_or_processed_safely(tmp_path: Path, settings: IngestLimits,
                                                           seed: int) -> None:
     """10. Random bit flips: either a clean 4xx or accepted with sane facts; never another exception."""
     for path, kind in ((hostile.bit_flipped_jpeg(tmp_path, seed), "image"),
@@ -221,13 +221,13 @@ def test_bit_flipped_files_are_refused_or_processed_safely(tmp_path: Path, setti
             facts = None
         if facts is not None:
             assert facts.kind == kind and facts.width and facts.height
-            assert facts.width * facts.height <= settings["MAX_IMAGE_PIXELS"]
+            assert facts.width * facts.height <= settings.max_image_pixels
             if kind == "video":
-                assert facts.duration is not None and 0 < facts.duration <= settings["MAX_VIDEO_SECONDS"]
+                assert facts.duration is not None and 0 < facts.duration <= settings.max_video_seconds
 
 
 @pytest.mark.parametrize("name", [n for n in hostile.HOSTILE_FILENAMES if "/" not in n and "\x00" not in n])
-def test_hostile_names_change_nothing(tmp_path: Path, settings: dict[str, Any], corpus_dir: Path,
+def test_hostile_names_change_nothing(tmp_path: Path, settings: IngestLimits, corpus_dir: Path,
                                       name: str) -> None:
     """13. The name is never interpreted: an MP4 called "-rf.mp4" or "concat:a|b" is just that MP4."""
     clean = corpus_dir / "named_source.mp4"
@@ -239,40 +239,40 @@ def test_hostile_names_change_nothing(tmp_path: Path, settings: dict[str, Any], 
     assert (facts.kind, facts.format, facts.width, facts.height) == ("video", "mp4", 32, 24)
 
 
-def test_frame_size_limit_is_exact(settings: dict[str, Any]) -> None:
+def test_frame_size_limit_is_exact(settings: IngestLimits) -> None:
     """161x121 = 19,481 pixels: accepted at exactly that cap, refused one pixel below (our own check on
     the probed size; the decoders' -max_pixels guard only stops frames far above the cap)."""
     bear = SHARED_MEDIA / "video/bear-vp9-odd-dimensions.webm"
-    assert inspect_media(bear, {**settings, "MAX_VIDEO_PIXELS": 19481}).width == 161
+    assert inspect_media(bear, ingest_limits(MAX_VIDEO_PIXELS=19481)).width == 161
     with pytest.raises(InvalidMedia) as caught:
-        inspect_media(bear, {**settings, "MAX_VIDEO_PIXELS": 19480})
+        inspect_media(bear, ingest_limits(MAX_VIDEO_PIXELS=19480))
     assert caught.value.extra["reason"] == "too_many_pixels" and "161x121" in caught.value.detail
 
 
-def test_tighter_limits_come_from_settings(tmp_path: Path, settings: dict[str, Any]) -> None:
-    small = {**settings, "MAX_VIDEO_SECONDS": 1.0, "MAX_VIDEO_PIXELS": 100 * 100, "MAX_VIDEO_STREAMS": 1}
+def test_tighter_limits_come_from_settings(tmp_path: Path, settings: IngestLimits) -> None:
+    small = ingest_limits(MAX_VIDEO_SECONDS=1.0, MAX_VIDEO_PIXELS=100 * 100, MAX_VIDEO_STREAMS=1)
     with pytest.raises(InvalidMedia) as caught:
-        inspect_media(SHARED_MEDIA / "video/flower.mp4", {**settings, "MAX_VIDEO_SECONDS": 1.0})
+        inspect_media(SHARED_MEDIA / "video/flower.mp4", ingest_limits(MAX_VIDEO_SECONDS=1.0))
     assert caught.value.extra["reason"] == "too_long"
     with pytest.raises(InvalidMedia) as caught:
         inspect_media(SHARED_MEDIA / "video/bear-vp9-odd-dimensions.webm", small)
     assert caught.value.extra["reason"] == "too_many_pixels"
     with pytest.raises(InvalidMedia) as caught:
-        inspect_media(SHARED_MEDIA / "video/flower.mp4", {**settings, "MAX_VIDEO_STREAMS": 1})
+        inspect_media(SHARED_MEDIA / "video/flower.mp4", ingest_limits(MAX_VIDEO_STREAMS=1))
     assert caught.value.extra["reason"] == "too_many_streams"
     with pytest.raises(InvalidMedia) as caught:
-        inspect_media(SHARED_MEDIA / "panorama/hill/1.JPG", {**settings, "MAX_IMAGE_PIXELS": 1000})
+        inspect_media(SHARED_MEDIA / "panorama/hill/1.JPG", ingest_limits(MAX_IMAGE_PIXELS=1000))
     assert caught.value.extra["reason"] == "too_many_pixels" and "400x300" in caught.value.detail
 
 
-def test_empty_file_is_refused(tmp_path: Path, settings: dict[str, Any]) -> None:
+def test_empty_file_is_refused(tmp_path: Path, settings: IngestLimits) -> None:
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
     with pytest.raises(InvalidMedia, match="empty"):
         inspect_media(empty, settings)
 
 
-def test_audio_only_mp4_is_refused(tmp_path: Path, settings: dict[str, Any]) -> None:
+def test_audio_only_mp4_is_refused(tmp_path: Path, settings: IngestLimits) -> None:
     path = tmp_path / "voice.mp4"
     hostile._ffmpeg("-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", str(path))
     with pytest.raises(InvalidMedia) as caught:
@@ -281,16 +281,16 @@ def test_audio_only_mp4_is_refused(tmp_path: Path, settings: dict[str, Any]) -> 
 
 
 @pytest.mark.slow
-def test_packet_check_stays_fast_on_a_1_gib_file(tmp_path: Path, settings: dict[str, Any]) -> None:
+def test_packet_check_stays_fast_on_a_1_gib_file(tmp_path: Path, settings: IngestLimits) -> None:
     """The packet check copies packets without decoding: a 1 GiB MP4 is inspected in seconds."""
     big = tmp_path / "big.mp4"
     source = SHARED_MEDIA / "video/flower.mp4"
     hostile._ffmpeg("-stream_loop", "950", "-i", str(source), "-c", "copy", str(big))
     assert big.stat().st_size > 1_000_000_000
     started = time.monotonic()
-    facts = inspect_media(big, {**settings, "MAX_VIDEO_SECONDS": 10_000.0})
+    facts = inspect_media(big, ingest_limits(MAX_VIDEO_SECONDS=10_000.0))
     assert time.monotonic() - started < 15
     assert facts.duration == pytest.approx(951 * 5.04, rel=0.01)
     with pytest.raises(InvalidMedia) as caught:
-        inspect_media(hostile.truncate_copy(big, tmp_path, 0.5), {**settings, "MAX_VIDEO_SECONDS": 10_000.0})
+        inspect_media(hostile.truncate_copy(big, tmp_path, 0.5), ingest_limits(MAX_VIDEO_SECONDS=10_000.0))
     assert caught.value.extra["reason"] == "truncated"

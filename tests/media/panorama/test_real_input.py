@@ -17,7 +17,7 @@ import pytest
 from media_service.media.panorama.stitcher import Panorama, Photo, StitchOptions, stitch
 from tests.conftest import media
 from tests.support.panorama.coverage import kept_fraction
-from tests.support.panorama.helpers import SETTINGS, opencv_reference, save_artifact
+from tests.support.panorama.helpers import INGEST, opencv_reference, save_artifact
 
 SHEET: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
 
@@ -86,7 +86,7 @@ def test_staggered_photos_with_an_exposure_change_keep_nearly_all_of_every_photo
         tmp_path: Path, name: str, rows: tuple[int, ...], stops: tuple[float, ...], roll: tuple[float, ...]) -> None:
     paths = handheld_set(tmp_path, name, rows, stops, roll)
     photos = [cv2.imread(str(p)) for p in paths]
-    ours = stitch([Photo(p, p.name) for p in paths], SETTINGS)
+    ours = stitch([Photo(p, p.name) for p in paths], INGEST)
     reference = opencv_reference(paths)
     SHEET[f"kept_{name}"] = (bgr(ours), reference)
 
@@ -142,7 +142,7 @@ def seam_steps(feathered: np.ndarray, blended: np.ndarray, gap: int = 4) -> tupl
 def test_multiband_blending_softens_the_exposure_step_at_seams(tmp_path: Path) -> None:
     # A tone change the per-photo gains cannot undo: the middle photo's shadows lifted by another tone curve.
     paths = handheld_set(tmp_path, "pier", (60, 60, 60), (0.0, 0.0, 0.0), gamma=(1.0, 0.6, 1.0))
-    results = {blend: bgr(stitch([Photo(p, p.name) for p in paths], SETTINGS, StitchOptions(blend=blend)))
+    results = {blend: bgr(stitch([Photo(p, p.name) for p in paths], INGEST, StitchOptions(blend=blend)))
                for blend in ("feather", "multiband")}
     assert results["feather"].shape == results["multiband"].shape  # one geometry, two blends
     SHEET["seam_feather"] = (results["feather"], None)
@@ -222,7 +222,7 @@ def test_near_duplicate_pair_is_as_large_as_its_photos_with_a_plausible_field_of
     from tests.support.panorama.similarity import compare_panoramas
 
     paths, second_to_first, photo_hfov = berlin_pair(tmp_path, yaw, shift, exif)
-    result = stitch([Photo(p, p.name) for p in paths], SETTINGS, StitchOptions(projection=projection))
+    result = stitch([Photo(p, p.name) for p in paths], INGEST, StitchOptions(projection=projection))
     truth = true_mosaic(paths, second_to_first)
     try:
         reference = opencv_reference(paths)

@@ -27,7 +27,8 @@ from media_service.media.spin import (
 )
 from media_service.media.video.ffmpeg import run_ffmpeg
 from tests.conftest import SHARED_MEDIA, media
-from tests.support.panorama.helpers import SETTINGS, save_artifact
+from tests.support.options import spin_limits
+from tests.support.panorama.helpers import SPINS, save_artifact
 from tests.support.panorama.turntable import write_turntable_video
 
 CIVIC = SHARED_MEDIA / "spin" / "civic_52"
@@ -67,7 +68,7 @@ def test_revolution_of_a_rendered_turntable_video_is_found_within_one_frame(
                                   scratch=tmp_path / "render")
     out = tmp_path / "spin"
     out.mkdir()
-    manifest = build_spin_from_video(video, out, SETTINGS, SpinOptions(frames=36))
+    manifest = build_spin_from_video(video, out, SPINS, SpinOptions(frames=36))
     truth = 360.0 / degrees_per_frame
     assert frames / truth >= 1.0  # the video holds more than one turn
     assert abs(manifest["revolution"]["period_frames"] - truth) <= 1.0, manifest["revolution"]
@@ -89,7 +90,7 @@ def test_civic_frames_rendered_into_a_video_give_a_52_frame_revolution(tmp_path:
                 "scale=1000:448", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-y", str(video)], timeout=120)
     out = tmp_path / "spin"
     out.mkdir()
-    manifest = build_spin_from_video(video, out, SETTINGS, spin_options(24, {}, SETTINGS))
+    manifest = build_spin_from_video(video, out, SPINS, spin_options(24, {}, SPINS))
     assert abs(manifest["revolution"]["period_frames"] - 52) <= 1.0
     check_manifest(out, manifest, 24)
 
@@ -101,7 +102,7 @@ def test_a_video_that_never_turns_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "spin"
     out.mkdir()
     with pytest.raises(StitchingError) as caught:
-        build_spin_from_video(video, out, SETTINGS, SpinOptions(frames=36))
+        build_spin_from_video(video, out, SPINS, SpinOptions(frames=36))
     assert caught.value.code in {"no_revolution", "video_too_short"} and "turn" in caught.value.detail
 
 
@@ -119,15 +120,15 @@ def test_detect_revolution_on_a_synthetic_sequence() -> None:
 def test_photo_set_is_ordered_numerically_and_thinned_evenly(tmp_path: Path) -> None:
     out = tmp_path / "spin"
     out.mkdir()
-    manifest = build_spin_from_photos(civic_photos(), out, SETTINGS, spin_options(None, {}, SETTINGS))
+    manifest = build_spin_from_photos(civic_photos(), out, SPINS, spin_options(None, {}, SPINS))
     assert manifest["ordered_by"] == "name"
     assert [o["photo"] for o in manifest["order"]] == [f"{i}.png" for i in range(1, 53)]
     check_manifest(out, manifest, 52)
 
     thinned_out = tmp_path / "thinned"
     thinned_out.mkdir()
-    thinned = build_spin_from_photos(civic_photos(), thinned_out, SETTINGS,
-                                     spin_options(36, {"clean_background": True}, SETTINGS))
+    thinned = build_spin_from_photos(civic_photos(), thinned_out, SPINS,
+                                     spin_options(36, {"clean_background": True}, SPINS))
     picked = [int(o["photo"].removesuffix(".png")) for o in thinned["order"]]
     assert picked == [i + 1 for i in even_picks(52, 36)] and picked[0] == 1
     steps = np.diff(picked)
@@ -159,7 +160,7 @@ def test_capture_time_wins_over_names(tmp_path: Path) -> None:
     Image.new("RGB", (64, 48)).save(photos[-1].path, "JPEG")
     out = tmp_path / "spin"
     out.mkdir()
-    manifest = build_spin_from_photos(photos[:3], out, SETTINGS, spin_options(None, {}, SETTINGS))
+    manifest = build_spin_from_photos(photos[:3], out, SPINS, spin_options(None, {}, SPINS))
     assert manifest["ordered_by"] == "capture_time"
     assert [o["photo"] for o in manifest["order"]] == ["a-3.jpg", "a-2.jpg", "a-1.jpg"]
 
@@ -197,12 +198,12 @@ def test_exposure_is_equalised() -> None:
 
 def test_spin_options_are_validated() -> None:
     with pytest.raises(ValueError, match="frames must be one of"):
-        spin_options(30, {}, SETTINGS)
+        spin_options(30, {}, SPINS)
     with pytest.raises(ValueError, match="unknown option"):
-        spin_options(36, {"sparkle": True}, SETTINGS)
+        spin_options(36, {"sparkle": True}, SPINS)
     with pytest.raises(ValueError, match="background_color"):
-        spin_options(36, {"background_color": "white"}, SETTINGS)
-    assert spin_options(72, {"widths": [200, 100]}, SETTINGS).widths == (100, 200)
+        spin_options(36, {"background_color": "white"}, SPINS)
+    assert spin_options(72, {"widths": [200, 100]}, SPINS).widths == (100, 200)
     assert math.isclose(360 / 72, 5.0)
 
 
@@ -211,8 +212,8 @@ def test_video_refusals_say_what_to_change(tmp_path: Path) -> None:
     out = tmp_path / "spin"
     out.mkdir()
     with pytest.raises(StitchingError) as too_many:
-        build_spin_from_video(video, out, SETTINGS, SpinOptions(frames=72))
+        build_spin_from_video(video, out, SPINS, SpinOptions(frames=72))
     assert too_many.value.code == "revolution_too_short" and "only 50 video frames" in too_many.value.detail
     with pytest.raises(StitchingError) as too_long:
-        build_spin_from_video(video, out, {**SETTINGS, "SPIN_MAX_VIDEO_SECONDS": 1.0}, SpinOptions(frames=24))
+        build_spin_from_video(video, out, spin_limits(SPIN_MAX_VIDEO_SECONDS=1.0), SpinOptions(frames=24))
     assert too_long.value.code == "video_too_long" and "trim it" in too_long.value.detail

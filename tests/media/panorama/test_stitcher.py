@@ -22,7 +22,7 @@ from media_service.media.panorama.cropping import covered_rectangle
 from media_service.media.panorama.errors import StitchingError
 from media_service.media.panorama.stitcher import Photo, StitchOptions, stitch
 from tests.conftest import media
-from tests.support.panorama.helpers import SETTINGS, opencv_reference, photo_paths, photos, save_artifact, side_by_side
+from tests.support.panorama.helpers import INGEST, opencv_reference, photo_paths, photos, save_artifact, side_by_side
 from tests.support.panorama.similarity import compare_panoramas
 
 
@@ -35,7 +35,7 @@ def crop_black_borders(bgr: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("name", ["hill", "pier", "berlin"])
 def test_every_set_stitches_like_opencv(name: str) -> None:
-    ours = stitch(photos(name), SETTINGS)
+    ours = stitch(photos(name), INGEST)
     reference = opencv_reference(photo_paths(name))
     ours_bgr = cv2.cvtColor(ours.image, cv2.COLOR_RGB2BGR)
     save_artifact(f"compare_{name}", side_by_side(ours_bgr, reference))
@@ -67,17 +67,17 @@ def test_every_set_stitches_like_opencv(name: str) -> None:
 
 
 def test_the_same_photos_give_the_same_panorama() -> None:
-    first, second = stitch(photos("pier"), SETTINGS), stitch(photos("pier"), SETTINGS)
+    first, second = stitch(photos("pier"), INGEST), stitch(photos("pier"), INGEST)
     assert np.array_equal(first.image, second.image)
 
 
 def test_the_measure_tells_different_scenes_apart() -> None:
-    hill = cv2.cvtColor(stitch(photos("hill"), SETTINGS).image, cv2.COLOR_RGB2BGR)
+    hill = cv2.cvtColor(stitch(photos("hill"), INGEST).image, cv2.COLOR_RGB2BGR)
     assert compare_panoramas(opencv_reference(photo_paths("pier")), hill).ncc < 0.3
 
 
 def test_berlin_drops_the_photo_taken_closer_and_says_what_to_reshoot() -> None:
-    result = stitch(photos("berlin"), SETTINGS)
+    result = stitch(photos("berlin"), INGEST)
     dropped = [p for p in result.diagnostics.photos if not p.used]
     assert [p.name for p in dropped] == ["03.jpg"]
     assert dropped[0].reason == "moved"
@@ -85,8 +85,8 @@ def test_berlin_drops_the_photo_taken_closer_and_says_what_to_reshoot() -> None:
 
 
 def test_shuffled_order_gives_the_same_panorama() -> None:
-    ordered = stitch(photos("hill"), SETTINGS)
-    shuffled = stitch([photos("hill")[i] for i in (2, 0, 1)], SETTINGS)
+    ordered = stitch(photos("hill"), INGEST)
+    shuffled = stitch([photos("hill")[i] for i in (2, 0, 1)], INGEST)
     assert abs(shuffled.size[0] - ordered.size[0]) <= 0.03 * ordered.size[0]
     assert abs(shuffled.size[1] - ordered.size[1]) <= 0.03 * ordered.size[1]
     comparison = compare_panoramas(cv2.cvtColor(ordered.image, cv2.COLOR_RGB2BGR),
@@ -96,7 +96,7 @@ def test_shuffled_order_gives_the_same_panorama() -> None:
 
 def test_a_single_photo_is_refused_with_advice() -> None:
     with pytest.raises(StitchingError) as caught:
-        stitch(photos("hill")[:1], SETTINGS)
+        stitch(photos("hill")[:1], INGEST)
     assert caught.value.code == "too_few_photos" and "at least 2" in caught.value.detail
 
 
@@ -104,7 +104,7 @@ def test_unrelated_photos_fail_with_a_diagnostic_per_photo() -> None:
     unrelated = [Photo(media("panorama/hill/1.JPG"), "mountain.jpg"), Photo(media("panorama/pier/1.JPG"), "lake.jpg"),
                  Photo(media("panorama/berlin/01.jpg"), "church.jpg")]
     with pytest.raises(StitchingError) as caught:
-        stitch(unrelated, SETTINGS)
+        stitch(unrelated, INGEST)
     error = caught.value
     assert error.code == "no_overlap" and "overlaps the next" in error.detail
     problem = error.to_problem()
@@ -114,7 +114,7 @@ def test_unrelated_photos_fail_with_a_diagnostic_per_photo() -> None:
 
 
 def test_an_unrelated_photo_in_a_set_is_left_out_by_name() -> None:
-    result = stitch([*photos("hill"), Photo(media("panorama/pier/2.JPG"), "lake.jpg")], SETTINGS)
+    result = stitch([*photos("hill"), Photo(media("panorama/pier/2.JPG"), "lake.jpg")], INGEST)
     lake = result.diagnostics.photos[3]
     assert not lake.used and lake.reason == "no_overlap" and "lake.jpg" in lake.message
     assert result.diagnostics.used == [0, 1, 2]
@@ -125,7 +125,7 @@ def test_a_duplicate_photo_is_left_out(tmp_path: Path) -> None:
     copy = tmp_path / "2-again.jpg"
     shutil.copyfile(media("panorama/hill/2.JPG"), copy)
     hill = photos("hill")
-    result = stitch([hill[0], hill[1], Photo(copy, copy.name), hill[2]], SETTINGS)
+    result = stitch([hill[0], hill[1], Photo(copy, copy.name), hill[2]], INGEST)
     duplicate = result.diagnostics.photos[2]
     assert not duplicate.used and duplicate.reason == "duplicate" and "photo 2" in duplicate.message
 
@@ -136,7 +136,7 @@ def test_a_blurry_photo_is_named(tmp_path: Path) -> None:
     cv2.imwrite(str(blurry), cv2.GaussianBlur(image, (0, 0), 4))
     hill = photos("hill")
     try:
-        result = stitch([hill[0], Photo(blurry, blurry.name), hill[2]], SETTINGS)
+        result = stitch([hill[0], Photo(blurry, blurry.name), hill[2]], INGEST)
         summary = result.diagnostics.summary()
     except StitchingError as error:  # blurred so much it cannot be aligned: still named, with advice
         summary = " ".join(p["message"] or "" for p in error.diagnostics["photos"])
@@ -154,8 +154,8 @@ def test_exif_rotation_is_applied(tmp_path: Path) -> None:
             target = tmp_path / path.name
             sideways.save(target, "JPEG", quality=95, exif=exif.tobytes())
             rotated.append(Photo(target, path.name))
-    upright = stitch(photos("pier"), SETTINGS)
-    from_rotated = stitch(rotated, SETTINGS)
+    upright = stitch(photos("pier"), INGEST)
+    from_rotated = stitch(rotated, INGEST)
     assert abs(from_rotated.size[0] - upright.size[0]) <= 0.03 * upright.size[0]
     assert from_rotated.size[0] > from_rotated.size[1]  # a wide panorama, not a tall one
     assert compare_panoramas(cv2.cvtColor(upright.image, cv2.COLOR_RGB2BGR),
@@ -164,7 +164,7 @@ def test_exif_rotation_is_applied(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("projection", "expected"), [("cylindrical", "cylindrical"), ("flat", "plane")])
 def test_projection_options(projection: str, expected: str) -> None:
-    result = stitch(photos("pier"), SETTINGS, StitchOptions(projection=projection))
+    result = stitch(photos("pier"), INGEST, StitchOptions(projection=projection))
     assert result.projection == expected and result.diagnostics.projection == expected
     comparison = compare_panoramas(opencv_reference(photo_paths("pier")), cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR))
     assert comparison.ncc > 0.9
@@ -173,14 +173,14 @@ def test_projection_options(projection: str, expected: str) -> None:
 
 
 def test_uncropped_canvas_matches_opencv_size() -> None:
-    result = stitch(photos("hill"), SETTINGS, StitchOptions(crop=False))
+    result = stitch(photos("hill"), INGEST, StitchOptions(crop=False))
     reference = opencv_reference(photo_paths("hill"))
     assert abs(result.size[0] - reference.shape[1]) <= 0.05 * reference.shape[1]
     assert abs(result.size[1] - reference.shape[0]) <= 0.05 * reference.shape[0]
 
 
 def test_output_is_capped_by_megapixels() -> None:
-    result = stitch(photos("berlin"), SETTINGS, StitchOptions(max_output_megapixels=1.0))
+    result = stitch(photos("berlin"), INGEST, StitchOptions(max_output_megapixels=1.0))
     assert result.size[0] * result.size[1] <= 1.05e6
     assert result.size[0] > 600
 
@@ -194,7 +194,7 @@ def test_detector_fallback_when_sift_finds_nothing(monkeypatch: pytest.MonkeyPat
         return found if detector != "sift" else real(np.zeros_like(gray), detector, max_features)
 
     monkeypatch.setattr(stitcher_module, "detect_features", no_sift)
-    result = stitch(photos("pier"), SETTINGS)
+    result = stitch(photos("pier"), INGEST)
     assert result.diagnostics.detector == "orb" and result.diagnostics.used == [0, 1, 2]
 
 
@@ -210,12 +210,12 @@ def test_projection_fallback_when_the_spherical_layout_is_not_sane(monkeypatch: 
         return rect
 
     monkeypatch.setattr(stitcher_module.Projection, "roi", huge_spherical)
-    result = stitch(photos("hill"), SETTINGS)
+    result = stitch(photos("hill"), INGEST)
     assert result.projection == "cylindrical"
 
 
 def test_unreadable_photo_is_named(tmp_path: Path) -> None:
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(media("panorama/hill/2.JPG").read_bytes()[:2000])
-    result = stitch([*photos("hill"), Photo(broken, broken.name)], SETTINGS)
+    result = stitch([*photos("hill"), Photo(broken, broken.name)], INGEST)
     assert result.diagnostics.photos[3].reason == "unreadable" and result.diagnostics.used == [0, 1, 2]

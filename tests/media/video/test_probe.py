@@ -12,6 +12,8 @@ from media_service.media.video.ffmpeg import FFmpegError, run_ffmpeg, safe_input
 from media_service.media.video.probe import VideoInfo, estimate_vfr, orientation_from_matrix, probe_video
 from tests.conftest import SHARED_MEDIA, media
 
+PROBE: dict[str, Any] = {"binary": "ffprobe", "timeout": 30.0, "max_pixels": 4096 * 4096}
+
 
 class Expected(NamedTuple):
     """One row of the SOURCES.md probe table (rotation converted to clockwise degrees)."""
@@ -61,7 +63,7 @@ TABLE: dict[str, Expected] = {
 @functools.cache
 def _probe(relative: str) -> VideoInfo:
     demuxer = "matroska" if relative.endswith(".webm") else "mov"
-    return probe_video(media(relative), demuxer=demuxer, settings={})
+    return probe_video(media(relative), demuxer=demuxer, **PROBE)
 
 
 def test_table_covers_every_shared_video() -> None:
@@ -165,10 +167,10 @@ def test_probe_of_a_non_video_raises(tmp_path: Path) -> None:
     text = tmp_path / "notes.mp4"
     text.write_text("hello")
     with pytest.raises(FFmpegError):
-        probe_video(text, demuxer="mov", settings={})
+        probe_video(text, demuxer="mov", **PROBE)
 
 
 def test_probe_uses_the_configured_binary(tmp_path: Path) -> None:
-    settings: dict[str, Any] = {"FFPROBE_BINARY": str(tmp_path / "no-ffprobe")}
+    missing = {**PROBE, "binary": str(tmp_path / "no-ffprobe")}
     with pytest.raises(FFmpegError, match="could not be started"):
-        probe_video(media("video/flower.mp4"), demuxer="mov", settings=settings)
+        probe_video(media("video/flower.mp4"), demuxer="mov", **missing)

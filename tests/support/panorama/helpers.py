@@ -11,11 +11,14 @@ import pytest
 
 from media_service.media.panorama.stitcher import Photo
 from tests.conftest import REPO, media
+from tests.support.options import ingest_limits, spin_limits
 
 ARTIFACTS = REPO / "test-artifacts" / "panorama"
 SETS = {"hill": ("1.JPG", "2.JPG", "3.JPG"), "pier": ("1.JPG", "2.JPG", "3.JPG"),
         "berlin": ("01.jpg", "02.jpg", "03.jpg")}
-SETTINGS = {"MAX_IMAGE_PIXELS": 100_000_000, "MAX_GIF_FRAMES": 1000}
+#: The photo limits (and spin limits) of these tests: the defaults, with room for 8 MP phone photos.
+INGEST = ingest_limits(MAX_IMAGE_PIXELS=100_000_000, MAX_GIF_FRAMES=1000)
+SPINS = spin_limits(MAX_IMAGE_PIXELS=100_000_000, MAX_GIF_FRAMES=1000)
 
 
 def photo_paths(name: str) -> list[Path]:
