@@ -237,3 +237,41 @@ def test_web_process_killed_during_the_last_patch_then_the_client_resumes(tmp_pa
 def _quietly(call: Callable[[], object]) -> None:
     with contextlib.suppress(Exception):  # the server died under this request, which is the point
         call()
+
+
+@pytest.mark.slow
+def test_disk_full_during_a_ladder_encode_fails_with_storage_full(tmp_path: Path, small_disk: Path) -> None:
+    """A real ``videos.process`` job whose ladder does not fit the storage disk (ffmpeg writes its renditions
+    in a staging folder on that disk, which has 150 kB left): the job fails with ``storage_full``, the video
+    says failed, nothing of it is published and the staging folder is gone; the source asset is untouched."""
+    data_dir = tmp_path / "data"
+    app = create_app(make_test_config(data_dir, STORAGE_ROOT=str(small_disk)))
+    upgrade(app.config["DATABASE_URL"])
+    who = add_merchant(app, "Full shop")
+    client = app.test_client()
+    source = media("video/friday.mp4")
+    asset = client.post("/v1/assets", headers=who.headers, content_type="multipart/form-data",
+                        data={"file": (BytesIO(source.read_bytes()), source.name)})
+    assert asset.status_code == 201, asset.json
+    free = os.statvfs(small_disk)
+    (small_disk / "filler.bin").write_bytes(b"\0" * (free.f_bavail * free.f_frsize - 150_000))
+    before = _published(small_disk)
+    created = client.post("/v1/videos", headers=who.headers, json={"asset_id": asset.json["id"],
+                                                                  "profile": "buyer_show"})
+    assert created.status_code == 202, created.json
+    worker = start_worker(data_dir, STORAGE_ROOT=str(small_disk))
+    try:
+        finished = wait_for_job(app, created.json["job"]["id"], timeout=240)
+    finally:
+        stop_process(worker)
+    assert finished.state == "failed" and finished.error["code"] == "storage_full", finished.error
+    video = client.get(f"/v1/videos/{created.json['id']}", headers=who.headers).json
+    assert video["state"] == "failed" and video["urls"] is None
+    published = [p for p in _published(small_disk) if p not in before]
+    assert all("/thumb" in str(p) for p in published), published  # at most the asset's thumbnail job
+    assert list((small_disk / ".tmp").iterdir()) == []
+    assert asset.json["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    originals = [p for p in before if p.name.startswith("original")]
+    assert len(originals) == 1 and hashlib.sha256((small_disk / originals[0]).read_bytes()).hexdigest() \
+        == asset.json["sha256"]
+    app.extensions["database"].dispose()
