@@ -207,6 +207,15 @@ SETTINGS: tuple[Setting, ...] = (
             "Requests a minute one viewer (embed token + address) may make to the public widget endpoints "
             "(manifest, taps, cart, events); over it they get 429 with Retry-After."),
     Setting("SHOPPER_RATE_BURST", 20, int, "Requests one viewer may make at once before the rate applies."),
+    Setting("EMBED_EVENTS_PER_MINUTE", 300.0, float,
+            "Widget events a minute one viewer (embed token + address) may report; over it, 429 with Retry-After."),
+    Setting("EMBED_EVENTS_BURST", 100, int,
+            "Widget events one viewer may report at once before EMBED_EVENTS_PER_MINUTE applies (at least one "
+            "batch of 50)."),
+    Setting("EMBED_TOKEN_EVENTS_PER_MINUTE", 3000.0, float,
+            "Widget events a minute all viewers of one embed token together may report (per web process)."),
+    Setting("EMBED_TOKEN_EVENTS_BURST", 1000, int,
+            "Widget events all viewers of one embed token may report at once before the token's rate applies."),
     Setting("TRUSTED_PROXIES", 0, int,
             "Reverse proxies in front of the service whose X-Forwarded-For/-Proto/-Host are trusted (0: none; "
             "then a viewer is its socket's address and forwarded headers are ignored)."),

@@ -6,10 +6,10 @@ migration has one file to mirror."""
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -302,20 +302,21 @@ class EmbedSettings(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class EmbedEvent(Base):
-    """One interaction reported by the widget (view, spin, tap, add to cart...), for the merchant's stats."""
+class EmbedEventCount(Base):
+    """How many interactions of one type the widget reported for one embedded item on one (UTC) day.
 
-    __tablename__ = "embed_events"
+    Events are counted, not stored one row each: a public embed token sits in a page, so a script can send
+    events as fast as the rate limits allow, and the table must stay the size of (items x days x types).
+    """
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("evt"))
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    __tablename__ = "embed_event_counts"
+
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), primary_key=True)
+    target_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    type: Mapped[str] = mapped_column(String(32), primary_key=True)
     target_kind: Mapped[str] = mapped_column(String(16))
-    target_id: Mapped[str] = mapped_column(String(40), index=True)
-    type: Mapped[str] = mapped_column(String(32))
-    session_id: Mapped[str] = mapped_column(String(64), default="")
-    origin: Mapped[str] = mapped_column(String(300), default="")
-    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 # --- Panoramas and spins (issue 4) ----------------------------------------------------------------------

@@ -33,18 +33,20 @@ class RateLimiter:
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, last refill)
         self._lock = threading.Lock()
 
-    def take(self, key: str) -> None:
-        """Spend one request of ``key``'s bucket, or raise ``TooManyRequests`` saying when to retry."""
+    def take(self, key: str, cost: int = 1, *, what: str = "requests from this viewer") -> None:
+        """Spend ``cost`` (a request, or the events of a batch) of ``key``'s bucket, all or nothing, or raise
+        ``TooManyRequests`` saying when to retry (``what`` names what was too much in its message)."""
+        if not 1 <= cost <= self.burst:
+            raise ValueError(f"a cost of {cost} can never fit a bucket of {self.burst:g}")
         now = self._clock()
         with self._lock:
             tokens, last = self._buckets.pop(key, (self.burst, now))
             tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens < 1.0:
+            if tokens < cost:
                 self._buckets[key] = (tokens, now)
-                wait = math.ceil((1.0 - tokens) / self.rate)
-                raise TooManyRequests(f"too many requests from this viewer; retry in {wait} s",
-                                      retry_after=wait)
-            self._buckets[key] = (tokens - 1.0, now)
+                wait = math.ceil((cost - tokens) / self.rate)
+                raise TooManyRequests(f"too many {what}; retry in {wait} s", retry_after=wait)
+            self._buckets[key] = (tokens - cost, now)
             while len(self._buckets) > MAX_CALLERS:
                 self._buckets.popitem(last=False)
 

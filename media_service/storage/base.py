@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from media_service.errors import BadRequest, InsufficientStorage
+from media_service.errors import BadRequest, InsufficientStorage, ServiceUnavailable
 
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 
@@ -96,12 +96,17 @@ class Storage(ABC):
 
 @contextmanager
 def storage_full_as_error() -> Iterator[None]:
-    """Turn "no space left on device" into ``InsufficientStorage`` (a clear 507, not a crash)."""
+    """Turn "no space left on device" into ``InsufficientStorage`` (a clear 507, not a crash), and storage
+    that refuses writes (read-only after an I/O error, permissions, a failing disk) into a 503
+    ``storage_unavailable`` whose detail names no server path."""
     try:
         yield
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise InsufficientStorage("the service's storage is full; nothing was kept, try again later") from exc
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO):
+            raise ServiceUnavailable(f"the service's storage refused the write ({errno.errorcode[exc.errno]}); "
+                                     "nothing was kept, try again later", code="storage_unavailable") from exc
         raise
 
 

@@ -28,6 +28,7 @@ from media_service.db import begin_write
 from media_service.errors import BadRequest, Conflict
 from media_service.features.assets.service import get_asset
 from media_service.features.campaigns import draw as drawing
+from media_service.features.embed.service import event_counts
 from media_service.features.video_index.service import latest_index, list_tracks
 from media_service.features.videos.service import describe_video_for_embed, get_video
 from media_service.jobs.queue import job_to_dict
@@ -48,7 +49,6 @@ from media_service.models import (
     CampaignCollect,
     CampaignEntry,
     CampaignSession,
-    EmbedEvent,
     Job,
     Webhook,
     WebhookDelivery,
@@ -363,9 +363,7 @@ def stats(session: Session, campaign: Campaign) -> dict[str, Any]:
         return session.scalar(select(func.count()).select_from(model).where(model.campaign_id == campaign.id,
                                                                             *where)) or 0
 
-    carts = session.scalar(select(func.count()).select_from(EmbedEvent).where(
-        EmbedEvent.merchant_id == campaign.merchant_id, EmbedEvent.target_id == campaign.id,
-        EmbedEvent.type == "add_to_cart")) or 0
+    carts = event_counts(session, campaign.merchant_id, campaign.id, event_type="add_to_cart")["add_to_cart"]
     entries = count(CampaignEntry)
     return {"campaign_id": campaign.id, "views": views, "fragments_seen": seen, "collects": count(CampaignCollect),
             "claims": count(CampaignClaim), "rejected_claims": count(CampaignClaim, CampaignClaim.accepted.is_(False)),

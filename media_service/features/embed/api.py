@@ -12,23 +12,24 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from flask import Blueprint, Response, current_app, g, render_template, request, url_for
-from sqlalchemy import func, select
 
 from media_service.db import begin_write, get_session
 from media_service.errors import BadRequest, MediaServiceError, NotFound
 from media_service.features.embed.service import (
     EmbedGrant,
     check_origin,
+    count_events,
     describe_target,
+    event_counts,
     kind_of,
     mint_token,
     normalise_origin,
     read_token,
     require_target,
 )
-from media_service.models import EmbedEvent, EmbedSettings, utcnow
+from media_service.models import EmbedSettings, utcnow
 from media_service.security.api_keys import current_merchant_id, require
-from media_service.security.ratelimit import caller_key
+from media_service.security.ratelimit import RateLimiter, caller_key
 from media_service.web.requests import ascii_digits, json_body
 
 bp = Blueprint("embed", __name__)
@@ -166,33 +167,42 @@ def events(token: str) -> Response:
     batch = body["events"]
     if not isinstance(batch, list) or not 1 <= len(batch) <= MAX_EVENTS_PER_BATCH:
         raise BadRequest(f"events must be a list of 1-{MAX_EVENTS_PER_BATCH} events", code="invalid_events")
-    session_id = str(body.get("session", ""))[:64]
-    rows = []
+    types: Counter[str] = Counter()
     for event in batch:
         if not isinstance(event, dict) or event.get("type") not in EVENT_TYPES:
             raise BadRequest(f"each event needs a type among {', '.join(sorted(EVENT_TYPES))}", code="invalid_events")
         data = event.get("data", {})
         if not isinstance(data, dict) or len(str(data)) > 2000:
             raise BadRequest("event data must be a small JSON object", code="invalid_events")
-        rows.append(EmbedEvent(merchant_id=grant.merchant_id, target_kind=grant.kind, target_id=grant.target_id,
-                               type=event["type"], session_id=session_id, origin=origin or "", data=data))
+        types[event["type"]] += 1
+    viewer_events, token_events = _event_limiters()
+    viewer_events.take(caller_key(token, request.remote_addr), len(batch), what="events from this viewer")
+    token_events.take(caller_key(token, None), len(batch), what="events for this embed")
     session = get_session()
-    session.add_all(rows)
+    count_events(session, grant, types)
     session.commit()
-    response = current_app.json.response({"accepted": len(rows)})
+    response = current_app.json.response({"accepted": len(batch)})
     response.status_code = 202
     return embed_cors(response, origin)
+
+
+def _event_limiters() -> tuple[RateLimiter, RateLimiter]:
+    """Event budgets (counted in events, not requests): one per viewer, one per token for all its viewers."""
+    limiters = current_app.extensions.get("embed_event_limiters")
+    if limiters is None:
+        config = current_app.config
+        limiters = current_app.extensions.setdefault("embed_event_limiters", (
+            RateLimiter(config["EMBED_EVENTS_PER_MINUTE"], max(config["EMBED_EVENTS_BURST"], MAX_EVENTS_PER_BATCH)),
+            RateLimiter(config["EMBED_TOKEN_EVENTS_PER_MINUTE"],
+                        max(config["EMBED_TOKEN_EVENTS_BURST"], MAX_EVENTS_PER_BATCH))))
+    return limiters
 
 
 @bp.get("/v1/embed-stats/<target_id>")
 @require("assets:read")
 def embed_stats(target_id: str) -> Any:
     """Interaction counts of one embedded item, by event type."""
-    merchant_id = current_merchant_id()
-    rows = get_session().execute(
-        select(EmbedEvent.type, func.count()).where(EmbedEvent.merchant_id == merchant_id,
-                                                    EmbedEvent.target_id == target_id).group_by(EmbedEvent.type))
-    counts = Counter({kind: count for kind, count in rows})
+    counts = event_counts(get_session(), current_merchant_id(), target_id)
     return {"target_id": target_id, "counts": dict(counts), "total": sum(counts.values())}
 
 

@@ -15,16 +15,21 @@ import ipaddress
 import re
 import secrets
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
 import idna
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from media_service.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from media_service.feature import EmbedProvider
+from media_service.models import EmbedEventCount, utcnow
 from media_service.security.tokens import TokenCodec, TokenInvalid
 
 TOKEN_PREFIX = "met1"
@@ -166,3 +171,31 @@ def check_origin(grant: EmbedGrant, origin: str | None, own_origin: str) -> str 
 def require_target(grant: EmbedGrant, target_id: str) -> None:
     if grant.target_id != target_id:
         raise NotFound("this embed token is for another item", code="embed_target_mismatch")
+
+
+def count_events(session: Session, grant: EmbedGrant, types: Counter[str], *, day: date | None = None) -> None:
+    """Add a batch's events to the item's counts for ``day`` (today, UTC): one upsert per event type.
+
+    The statements only write (no read first), so concurrent batches from several processes add up
+    without losing any count, and the table grows with items x days x types, never with traffic.
+    """
+    if not types:
+        return
+    day = day or utcnow().date()
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for event_type, n in sorted(types.items()):
+        statement = insert(EmbedEventCount).values(merchant_id=grant.merchant_id, target_id=grant.target_id,
+                                                   day=day, type=event_type, target_kind=grant.kind, count=n)
+        session.execute(statement.on_conflict_do_update(
+            index_elements=["merchant_id", "target_id", "day", "type"],
+            set_={"count": EmbedEventCount.count + statement.excluded.count}))
+
+
+def event_counts(session: Session, merchant_id: str, target_id: str, *, event_type: str | None = None) -> Counter[str]:
+    """All-time counts of one item's widget events by type (``event_type``: only that one)."""
+    query = select(EmbedEventCount.type, func.sum(EmbedEventCount.count)).where(
+        EmbedEventCount.merchant_id == merchant_id, EmbedEventCount.target_id == target_id)
+    if event_type is not None:
+        query = query.where(EmbedEventCount.type == event_type)
+    return Counter({kind: int(total) for kind, total in session.execute(query.group_by(EmbedEventCount.type))})

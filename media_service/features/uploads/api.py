@@ -18,6 +18,7 @@ from media_service.features.uploads.service import (
     CHECKSUM_ALGORITHMS,
     append,
     create_upload,
+    finish_interrupted,
     get_upload,
     parse_checksum,
     parse_metadata,
@@ -116,7 +117,7 @@ def _patch(upload_id: str, offset: int) -> Upload:
 @require("assets:write")
 def head(upload_id: str) -> Response:
     _require_tus_version()
-    upload = get_upload(get_session(), current_merchant_id(), upload_id)
+    upload = _finished(get_upload(get_session(), current_merchant_id(), upload_id))
     if upload.state == "rejected":
         return Response(status=410)
     response = Response(status=200)
@@ -151,4 +152,9 @@ def delete(upload_id: str) -> Response:
 @require("assets:write")
 def status(upload_id: str) -> Any:
     """Not part of tus: the upload as JSON, with the asset it became or why it was refused."""
-    return upload_to_dict(get_upload(get_session(), current_merchant_id(), upload_id))
+    return upload_to_dict(_finished(get_upload(get_session(), current_merchant_id(), upload_id)))
+
+
+def _finished(upload: Upload) -> Upload:
+    """The upload, completed first if a killed process left it with all its bytes but no asset."""
+    return finish_interrupted(get_session(), current_app.extensions["storage"], current_app.config, upload)

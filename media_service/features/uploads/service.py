@@ -292,15 +292,24 @@ def _write_chunk(settings: Mapping[str, Any], upload: Upload, body: BinaryIO, re
 
 
 def _complete(session: Session, storage: Storage, settings: Mapping[str, Any], upload: Upload) -> None:
+    """Turn the whole file into an asset and mark the upload completed.
+
+    The asset is made from a hard link of the part file, and the part file goes only once the upload's
+    state is committed: a process killed anywhere in between leaves the bytes for ``finish_interrupted``,
+    which makes the asset again (or finds it by its SHA-256), so the upload becomes exactly one asset.
+    """
     path = part_path(settings, upload.id)
     digest = _HASHES.take(upload.id, upload.length)
     sha256 = digest.hexdigest() if digest is not None and upload.length > 0 else sha256_file(path)
     _HASHES.drop(upload.id)
+    accepting = path.with_suffix(".accepting")
+    accepting.unlink(missing_ok=True)
+    os.link(path, accepting)
     try:
         if upload.expected_sha256 and sha256 != upload.expected_sha256:
             raise ChecksumMismatch("the uploaded file's SHA-256 does not match the 'sha256' metadata; "
                                    "it was discarded, upload the file again", code="file_checksum_mismatch")
-        asset, _created = accept_file(session, storage, settings, merchant_id=upload.merchant_id, path=path,
+        asset, _created = accept_file(session, storage, settings, merchant_id=upload.merchant_id, path=accepting,
                                       sha256=sha256, filename=upload.filename, source="tus")
     except MediaServiceError as exc:
         session.rollback()
@@ -309,10 +318,33 @@ def _complete(session: Session, storage: Storage, settings: Mapping[str, Any], u
         session.commit()
         path.unlink(missing_ok=True)
         raise
+    finally:
+        accepting.unlink(missing_ok=True)
     begin_write(session)
     upload.state, upload.asset_id = "completed", asset.id
     session.commit()
+    path.unlink(missing_ok=True)
     (uploads_dir(settings) / f"{upload.id}.lock").unlink(missing_ok=True)
+
+
+def finish_interrupted(session: Session, storage: Storage, settings: Mapping[str, Any], upload: Upload) -> Upload:
+    """Complete an upload that has all its bytes but whose completion was cut (the process died after the
+    last PATCH's offset was committed). A tus client resuming sees the full offset in HEAD and sends
+    nothing more, so HEAD (and GET) finish the work here; a PATCH completing it right now is left alone."""
+    if upload.state != "active" or upload.offset != upload.length or not part_path(settings, upload.id).exists():
+        return upload
+    try:
+        with upload_lock(settings, upload.id):
+            session.refresh(upload)
+            if upload.state == "active" and upload.offset == upload.length:
+                end_read(session)
+                log.warning("upload %s: completing after an interrupted completion", upload.id)
+                _complete(session, storage, settings, upload)
+    except Locked:
+        pass  # the PATCH that received the last byte is completing it
+    except MediaServiceError:
+        pass  # refused (recorded as rejected on the upload)
+    return upload
 
 
 def terminate(session: Session, settings: Mapping[str, Any], merchant_id: str, upload_id: str) -> None:
@@ -335,6 +367,7 @@ def expire_uploads(session: Session, settings: Mapping[str, Any]) -> int:
     for upload in expired:
         session.delete(upload)
         part_path(settings, upload.id).unlink(missing_ok=True)
+        part_path(settings, upload.id).with_suffix(".accepting").unlink(missing_ok=True)
         (uploads_dir(settings) / f"{upload.id}.lock").unlink(missing_ok=True)
     session.commit()
     return len(expired)

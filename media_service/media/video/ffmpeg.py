@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from media_service.errors import ProcessingError
+from media_service.errors import InsufficientStorage, MediaServiceError, ProcessingError
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,10 @@ _POLL_SECONDS = 0.05
 #: How often ``watch_paths`` are measured. A fast writer can overshoot the cap by what it writes in
 #: this time; for a single output file add ffmpeg's own ``-fs`` too, which stops exactly.
 _WATCH_EVERY_SECONDS = 0.1
+
+
+#: How ffmpeg reports ENOSPC/EDQUOT (av_strerror) when it cannot write its output.
+_DISK_FULL_SIGNS = ("No space left on device", "Disk quota exceeded")
 
 
 class FFmpegError(ProcessingError):
@@ -298,9 +302,14 @@ class _Run:
             command=self.command, returncode=self.proc.returncode, stderr_tail=self.stderr.text(),
         )
 
-    def failure(self, returncode: int) -> FFmpegError:
+    def failure(self, returncode: int) -> MediaServiceError:
+        """Why the program failed: a full disk is ``storage_full`` (the caller may retry later), anything
+        else an ``FFmpegError`` with the tail of its messages."""
         tail = self.stderr.text()
         name = _program_name(self.command[0])
+        if any(sign in tail for sign in _DISK_FULL_SIGNS):
+            return InsufficientStorage(f"{name} ran out of disk space while writing its output; nothing was "
+                                       "kept, try again later")
         return FFmpegError(
             f"{name} failed (exit status {returncode}): {_summary(tail)}",
             command=self.command, returncode=returncode, stderr_tail=tail,
