@@ -14,6 +14,7 @@ from media_service import feature
 from media_service.features import (
     assets,
     batches,
+    console,
     embed,
     jobs,
     merchants,
@@ -47,6 +48,7 @@ FEATURES: tuple[feature.Feature, ...] = (
     products.FEATURE,
     video_index.FEATURE,
     merchants.FEATURE,
+    console.FEATURE,
 )
 
 
