@@ -115,7 +115,7 @@ def bind_token(response: Response) -> Response:
 def _start_video(session: Session, token: UploadToken) -> None:
     if not token.process_profile or token.asset_id is None:
         return
-        asset = session.get(Asset, token.asset_id)
+    asset = session.get(Asset, token.asset_id)
     if asset is None or asset.merchant_id != token.merchant_id:
         return
     try:
