@@ -35,8 +35,21 @@ function setupReviewKeys() {
     index = Math.max(0, Math.min(items.length - 1, i));
     items.forEach((item, n) => item.classList.toggle("current", n === index));
     items[index].focus();
+    play(items[index]);
   };
-  items.forEach((item, n) => item.addEventListener("focusin", () => { index = n; items.forEach((it, m) => it.classList.toggle("current", m === n)); }));
+  const play = (current) => {
+    // the current video plays (muted, as a phone would start it); the others wait
+    for (const video of document.querySelectorAll(".queue video")) {
+      if (video.closest(".review") === current) video.play().catch(() => {});
+      else video.pause();
+    }
+  };
+  items.forEach((item, n) => item.addEventListener("focusin", () => {
+    if (index === n && item.classList.contains("current")) return;
+    index = n;
+    items.forEach((it, m) => it.classList.toggle("current", m === n));
+    play(item);
+  }));
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (/^(INPUT|TEXTAREA|SELECT)$/.test(event.target.tagName) && event.target.type !== "checkbox") return;

@@ -45,7 +45,8 @@ def line_chart(title: str, days: list[date], series: list[tuple[str, str, list[i
              f'<text x="{left - 6}" y="{height - bottom}" text-anchor="end" font-size="11" fill="#1a1f26">0</text>']
     label_every = max(1, len(days) // 7)
     for i, day in enumerate(days):
-        if i % label_every == 0 or i == len(days) - 1:
+        last = i == len(days) - 1
+        if (i % label_every == 0 and len(days) - 1 - i >= label_every / 2) or last:
             parts.append(f'<text x="{left + i * step:.1f}" y="{height - bottom + 16}" text-anchor="middle" '
                          f'font-size="11" fill="#1a1f26">{day:%d %b}</text>')
     for n, (name, colour, values) in enumerate(series):
@@ -60,7 +61,7 @@ def line_chart(title: str, days: list[date], series: list[tuple[str, str, list[i
 
 def bar_chart(title: str, rows: list[tuple[str, int]], colour: str = "#0b57d0") -> Markup:
     """A horizontal SVG bar chart of labelled counts (per item)."""
-    row, left, width = 24, 200, 720
+    row, left, width = 24, 240, 720
     height = 20 + max(1, len(rows)) * row
     peak = max([1, *(v for _l, v in rows)])
     parts = [f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
@@ -69,7 +70,7 @@ def bar_chart(title: str, rows: list[tuple[str, int]], colour: str = "#0b57d0") 
         y = 10 + i * row
         bar = (width - left - 60) * value / peak
         parts.append(f'<text x="{left - 8}" y="{y + 14}" text-anchor="end" font-size="12" fill="#1a1f26">'
-                     f"{escape(label[:30])}</text>"
+                     f"{escape(label[:34])}</text>"
                      f'<rect x="{left}" y="{y + 2}" width="{bar:.1f}" height="{row - 8}" fill="{colour}"/>'
                      f'<text x="{left + bar + 6:.1f}" y="{y + 14}" font-size="12" fill="#1a1f26">{value}</text>')
     parts.append("</svg>")
@@ -85,19 +86,20 @@ def insights() -> Any:
     since = utcnow() - timedelta(days=span)
     day = func.date(EmbedEvent.created_at)
     counts: dict[tuple[str, str], int] = defaultdict(int)
-    for kind, when, count in session.execute(
-            select(EmbedEvent.type, day, func.count()).where(EmbedEvent.merchant_id == me.merchant_id,
-                                                             EmbedEvent.created_at >= since)
-            .group_by(EmbedEvent.type, day)):
+    per_item: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    # one pass over the covering index (merchant, time, type, item) gives both the days and the items
+    for kind, when, target, count in session.execute(
+            select(EmbedEvent.type, day, EmbedEvent.target_id, func.count()).where(
+                EmbedEvent.merchant_id == me.merchant_id, EmbedEvent.created_at >= since)
+            .group_by(EmbedEvent.type, day, EmbedEvent.target_id)):
         counts[(kind, str(when))] += count
+        per_item[target][kind] += count
     events = line_chart("Shopper interactions per day", days, [
         (label, colour, [counts[(kind, d.isoformat())] for d in days]) for kind, label, colour in EVENT_SERIES])
-    per_item = session.execute(
-        select(EmbedEvent.target_id, EmbedEvent.target_kind, func.count()).where(
-            EmbedEvent.merchant_id == me.merchant_id, EmbedEvent.created_at >= since, EmbedEvent.type == "view")
-        .group_by(EmbedEvent.target_id, EmbedEvent.target_kind).order_by(func.count().desc()).limit(10)).all()
-    item_rows = [(f"{kind} {target}", count) for target, kind, count in per_item]
-    item_table = _item_table(me.merchant_id, since, [target for target, _k, _c in per_item])
+    top = sorted(per_item, key=lambda target: (-per_item[target]["view"], target))[:10]
+    item_rows = [(target, per_item[target]["view"]) for target in top if per_item[target]["view"]]
+    item_table = [{"id": target, **{kind: per_item[target][kind] for kind, _l, _c in EVENT_SERIES}}
+                  for target, _views in item_rows]
     finished = func.date(Job.finished_at)
     job_counts: dict[tuple[str, str], int] = defaultdict(int)
     for state, when, count in session.execute(
@@ -113,20 +115,6 @@ def insights() -> Any:
                        items=bar_chart("Views per item", item_rows), item_table=item_table, jobs=jobs,
                        failures=bar_chart("Failures per kind of job", [(k, c) for k, c in failures], "#b3261e"),
                        failure_rows=failures)
-
-
-def _item_table(merchant_id: str, since: Any, targets: list[str]) -> list[dict[str, Any]]:
-    """Views, spins, taps and adds to cart of the top items, for the table under the chart."""
-    if not targets:
-        return []
-    table: dict[str, dict[str, Any]] = {t: {"id": t, **{kind: 0 for kind, _l, _c in EVENT_SERIES}} for t in targets}
-    for target, kind, count in get_session().execute(
-            select(EmbedEvent.target_id, EmbedEvent.type, func.count()).where(
-                EmbedEvent.merchant_id == merchant_id, EmbedEvent.created_at >= since,
-                EmbedEvent.target_id.in_(targets)).group_by(EmbedEvent.target_id, EmbedEvent.type)):
-        if kind in table[target]:
-            table[target][kind] = count
-    return [table[t] for t in targets]
 
 
 def request_days() -> int:

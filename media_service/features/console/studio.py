@@ -7,6 +7,7 @@ Every action calls the owning feature's service (panoramas, spins, products, vid
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app, request, url_for
@@ -177,7 +178,7 @@ def timeline_svg(duration: float, tracks: list[dict[str, Any]]) -> dict[str, Any
     """Geometry of the tracks timeline (drawn by the template as SVG): one row per track, seconds on x."""
     width, row, left = 800, 26, 110
     span = max(duration, max((t["end"] for t in tracks), default=0.0), 0.1)
-    scale = (width - left - 10) / span
+    scale = (width - left - 30) / span
     bars = [{"x": left + t["start"] * scale, "w": max(3.0, (t["end"] - t["start"]) * scale), "y": 24 + i * row,
              "label": f"#{t['number']} {t['sku'] or '?'}", "state": t["state"]} for i, t in enumerate(tracks)]
     ticks = [{"x": left + s * scale, "label": f"{s:g} s"} for s in _ticks(span)]
@@ -293,5 +294,6 @@ def embed_item(target_id: str) -> Any:
         links = embed_links(token, grant)
     else:
         describe_target(session, kind_of(target_id), me.merchant_id, target_id)
+    expires = datetime.fromtimestamp(links["expires_at"], UTC) if links else None
     return render_page("console/embed_item.html", target_id=target_id, kind=kind_of(target_id), origins=origins,
-                       site=site, links=links, manifest=preview_manifest(target_id))
+                       site=site, links=links, expires=expires, manifest=preview_manifest(target_id))

@@ -1,17 +1,17 @@
-"""console: merchant users and their browser sessions; hotspots placed on panoramas
+"""console: merchant users and their browser sessions; hotspots placed on panoramas; indexes the pages use
 
 Revision ID: 0007_console_users
-Revises: 0001
-Depends on: 0003_panoramas_spins (the hotspots column goes on its table)
+Revises: 0003_panoramas_spins (the hotspots column goes on its table), 0005_embeds (an index on its events);
+both branch from 0001, so this revision joins them (``depends_on`` across sibling branches trips Alembic)
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_console_users"
-down_revision = "0001"
+down_revision = ("0003_panoramas_spins", "0005_embeds")
 branch_labels = ("console",)
-depends_on = ("0003_panoramas_spins",)
+depends_on = None
 
 
 def upgrade() -> None:
@@ -57,9 +57,20 @@ def upgrade() -> None:
         batch_op.create_index("ix_console_sessions_expires_at", ["expires_at"])
     with op.batch_alter_table("panoramas") as batch_op:
         batch_op.add_column(sa.Column("hotspots", sa.JSON(), nullable=False, server_default="[]"))
+    # What the console's pages filter and group by (bench/console_pages.py): a library by type, newest first;
+    # widget events per day and item (covering, so the charts read the index only); jobs by state and day.
+    op.create_index("ix_assets_merchant_created", "assets", ["merchant_id", "created_at", "id"])
+    op.create_index("ix_assets_merchant_kind_created", "assets", ["merchant_id", "kind", "created_at", "id"])
+    op.create_index("ix_embed_events_merchant_created", "embed_events",
+                    ["merchant_id", "created_at", "type", "target_id"])
+    op.create_index("ix_jobs_merchant_state_finished", "jobs", ["merchant_id", "state", "finished_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_jobs_merchant_state_finished", "jobs")
+    op.drop_index("ix_embed_events_merchant_created", "embed_events")
+    op.drop_index("ix_assets_merchant_kind_created", "assets")
+    op.drop_index("ix_assets_merchant_created", "assets")
     with op.batch_alter_table("panoramas") as batch_op:
         batch_op.drop_column("hotspots")
     op.drop_table("console_sessions")
