@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask.testing import FlaskClient
 
-from media_service.models import EmbedEvent
+from media_service.models import EmbedEvent, Job
 from tests.conftest import MerchantCredentials, media
 from tests.features.console.conftest import ConsoleUser
 
@@ -51,3 +51,23 @@ def test_insights_draw_the_widget_events(app: Flask, owner: ConsoleUser, merchan
     assert page.status_code == 200
     assert "Views (5)" in page.text and "Spins (3)" in page.text and "Adds to cart (1)" in page.text
     assert page.text.count("<svg") >= 3 and "pan_123" in page.text
+
+
+def test_a_failure_reads_in_words_and_is_retried(app: Flask, owner: ConsoleUser, other_owner: ConsoleUser,
+                                                 merchant: MerchantCredentials) -> None:
+    with app.extensions["database"].session() as session:
+        job = Job(merchant_id=merchant.merchant_id, kind="panoramas.stitch", state="failed", attempts=1,
+                  error={"code": "no_overlap", "detail": "photo 2 shares too little with the others; retake it"})
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    page = owner.client.get("/console/jobs")
+    assert "Panorama stitching" in page.text and "photo 2 shares too little with the others" in page.text
+    assert other_owner.client.post(f"/console/jobs/{job_id}/retry", data={"csrf_token": other_owner.csrf}
+                                   ).status_code == 404
+    retried = owner.client.post(f"/console/jobs/{job_id}/retry", data={"csrf_token": owner.csrf})
+    assert retried.status_code == 303
+    page = owner.client.get("/console/jobs")
+    assert f"Panorama stitching {job_id} is queued again." in page.text and "Failed (0)" in page.text
+    with app.extensions["database"].session() as session:
+        assert session.get(Job, job_id).state == "queued"
