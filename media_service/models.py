@@ -334,6 +334,8 @@ class Panorama(Base):
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     state: Mapped[str] = mapped_column(String(16), default="processing")  # processing|ready
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # Points of interest placed on the panorama: {"id", "yaw", "pitch", "label"} (degrees, as the widget reads them)
+    hotspots: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
@@ -543,3 +545,49 @@ class CampaignEntry(Base):
     shopper_key: Mapped[str] = mapped_column(String(64))
     route: Mapped[str] = mapped_column(String(16), default="collect")  # collect|alternative
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- The merchant's console (web back office) ----------------------------------------------------------
+
+
+class ConsoleUser(Base):
+    """A person who signs in to a merchant's console with an email and a password.
+
+    ``role`` is ``owner``, ``editor`` or ``reviewer`` (approve/reject only). An invited user has an
+    ``invite_hash`` (SHA-256 of the one-time invitation token) and no password until the invitation is
+    accepted. ``password_hash`` is ``scrypt$<n>$<r>$<p>$<salt>$<hash>`` (base64), never the password.
+    """
+
+    __tablename__ = "console_users"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("usr"))
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(String(200), default=None)
+    invite_hash: Mapped[str | None] = mapped_column(String(64), default=None, unique=True)
+    invite_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(default=None)
+    disabled_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ConsoleSession(Base):
+    """A signed-in browser: the cookie holds a random token, the row only its SHA-256 (``token_hash``).
+
+    ``csrf_token`` goes into every form and script request of the session's pages; ``notices`` are the
+    one-line messages shown on the next page (what a redirect after a form reports).
+    """
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("css"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("console_users.id", ondelete="CASCADE"), index=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    notices: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -15,6 +15,7 @@ from media_service.features import (
     assets,
     batches,
     campaigns,
+    console,
     embed,
     jobs,
     merchants,
@@ -49,6 +50,7 @@ FEATURES: tuple[feature.Feature, ...] = (
     video_index.FEATURE,
     merchants.FEATURE,
     campaigns.FEATURE,
+    console.FEATURE,
 )
 
 

@@ -75,7 +75,8 @@ def create_with_job(session: Session, row: R, kind: str, params: Callable[[R], d
                     merchant_id: str, max_attempts: int = 3, idempotency_key: str | None = None) -> tuple[R, Job, bool]:
     """Insert ``row`` and the job that makes it, in one transaction. Returns ``(row, job, created)``.
 
-    ``params`` builds the job's parameters from the row (its id is assigned first). With an idempotency
+    ``params`` builds the job's parameters from the row (its id is drawn first); the job is inserted before the
+    row, whose ``job_id`` may be required. With an idempotency
     key a repeat (or a racing twin) returns the first row and job; a key used for another kind of resource is
     a 409. A unique constraint of the row itself raises ``IntegrityError`` to the caller, whose rule it is.
     """
@@ -86,7 +87,7 @@ def create_with_job(session: Session, row: R, kind: str, params: Callable[[R], d
         if earlier is not None:
             return _row_of(session, model, earlier), earlier, False
     begin_write(session)
-    if getattr(row, "id", None) is None:  # the job's parameters name the row, so its id comes first
+    if getattr(row, "id", None) is None:  # the job's parameters name the row, and the row names its job
         row.id = model.__table__.c.id.default.arg(None)  # type: ignore[attr-defined]
     job, created = enqueue(session, kind, params(row), merchant_id=merchant_id, max_attempts=max_attempts,
                            idempotency_key=idempotency_key)

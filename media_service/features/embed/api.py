@@ -13,21 +13,21 @@ from urllib.parse import parse_qs, urlsplit
 
 from flask import Blueprint, Response, current_app, g, render_template, request, url_for
 
-from media_service.db import begin_write, get_session
+from media_service.db import get_session
 from media_service.errors import BadRequest, MediaServiceError, NotFound
 from media_service.features.embed.service import (
     EmbedGrant,
+    allowed_origins,
     check_origin,
     count_events,
     describe_target,
     event_counts,
-    kind_of,
-    mint_token,
+    mint_for_target,
     normalise_origin,
     read_token,
     require_target,
+    set_allowed_origins,
 )
-from media_service.models import EmbedSettings, utcnow
 from media_service.security.api_keys import current_merchant_id, require
 from media_service.security.ratelimit import RateLimiter, caller_key
 from media_service.web.requests import ascii_digits, json_body
@@ -74,36 +74,18 @@ def embed_cors(response: Response, origin: str | None, methods: str = "GET, POST
     return response
 
 
-def _allowed_origins(merchant_id: str) -> list[str]:
-    settings = get_session().get(EmbedSettings, merchant_id)
-    return list(settings.allowed_origins) if settings else []
-
-
 @bp.put("/v1/embed-settings")
 @require("assets:write")
 def put_embed_settings() -> Any:
     """The exact origins (https://shop.example) where this merchant's media may be embedded."""
     body = json_body(required=["allowed_origins"])
-    origins = body["allowed_origins"]
-    if not isinstance(origins, list) or len(origins) > 100 or not all(isinstance(o, str) for o in origins):
-        raise BadRequest("allowed_origins must be a list of at most 100 origins", code="invalid_origin")
-    normalised = sorted({normalise_origin(o) for o in origins})
-    session = get_session()
-    merchant_id = current_merchant_id()
-    settings = session.get(EmbedSettings, merchant_id)
-    begin_write(session)
-    if settings is None:
-        settings = EmbedSettings(merchant_id=merchant_id)
-        session.add(settings)
-    settings.allowed_origins, settings.updated_at = normalised, utcnow()
-    session.commit()
-    return {"allowed_origins": normalised}
+    return {"allowed_origins": set_allowed_origins(get_session(), current_merchant_id(), body["allowed_origins"])}
 
 
 @bp.get("/v1/embed-settings")
 @require("assets:read")
 def get_embed_settings() -> Any:
-    return {"allowed_origins": _allowed_origins(current_merchant_id())}
+    return {"allowed_origins": allowed_origins(get_session(), current_merchant_id())}
 
 
 @bp.post("/v1/embed-tokens")
@@ -111,31 +93,24 @@ def get_embed_settings() -> Any:
 def create_embed_token() -> Any:
     """Mint a short-lived token for one item and the origins that may show it."""
     body = json_body(required=["target_id", "origins"])
-    target_id, origins = body["target_id"], body["origins"]
-    ttl = body.get("ttl_seconds", 3600)
-    if not isinstance(target_id, str) or not isinstance(origins, list) or not isinstance(ttl, int):
-        raise BadRequest("target_id must be a string, origins a list of origins, ttl_seconds an integer",
-                         code="invalid_embed_request")
-    merchant_id = current_merchant_id()
-    kind = kind_of(target_id)
-    describe_target(get_session(), kind, merchant_id, target_id)  # exists and belongs to this merchant
-    allowed = _allowed_origins(merchant_id)
-    if allowed:
-        refused = sorted({normalise_origin(o) for o in origins} - set(allowed))
-        if refused:
-            raise BadRequest(f"origin(s) {', '.join(refused)} are not in this merchant's allowed origins; "
-                             "add them with PUT /v1/embed-settings", code="origin_not_allowed")
-    token, grant = mint_token(current_app.config["SECRET_KEY"], merchant_id=merchant_id, kind=kind,
-                              target_id=target_id, origins=origins, ttl_seconds=ttl)
+    target_id = body["target_id"]
+    token, grant = mint_for_target(get_session(), current_app.config["SECRET_KEY"], current_merchant_id(),
+                                   target_id, body["origins"], body.get("ttl_seconds", 3600))
+    return embed_links(token, grant), 201
+
+
+def embed_links(token: str, grant: EmbedGrant) -> dict[str, Any]:
+    """What a page needs to show an item: the manifest, iframe, script and ready-to-paste HTML (and oEmbed)."""
     manifest_url = url_for("embed.manifest", token=token, _external=True)
+    iframe_url = url_for("embed.iframe_page", target_id=grant.target_id, token=token, _external=True)
+    script_url = url_for("static", filename="media-viewer.js", _external=True)
     return {
         "token": token, "expires_at": grant.expires_at, "origins": list(grant.origins),
-        "manifest_url": manifest_url,
-        "iframe_url": url_for("embed.iframe_page", target_id=target_id, token=token, _external=True),
-        "script_url": url_for("static", filename="media-viewer.js", _external=True),
-        "html": f'<script type="module" src="{url_for("static", filename="media-viewer.js", _external=True)}">'
-                f'</script>\n<media-viewer src="{manifest_url}"></media-viewer>',
-    }, 201
+        "manifest_url": manifest_url, "iframe_url": iframe_url, "script_url": script_url,
+        "html": f'<script type="module" src="{script_url}"></script>\n'
+                f'<media-viewer src="{manifest_url}"></media-viewer>',
+        "oembed_url": url_for("embed.oembed", url=iframe_url, _external=True),
+    }
 
 
 @bp.route("/v1/embed/<token>", methods=["GET", "OPTIONS"], endpoint="manifest")

@@ -27,9 +27,10 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from media_service.db import begin_write
 from media_service.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from media_service.feature import EmbedProvider
-from media_service.models import EmbedEventCount, utcnow
+from media_service.models import EmbedEventCount, EmbedSettings, utcnow
 from media_service.security.tokens import TokenCodec, TokenInvalid
 
 TOKEN_PREFIX = "met1"
@@ -166,6 +167,46 @@ def check_origin(grant: EmbedGrant, origin: str | None, own_origin: str) -> str 
         raise Forbidden("this embed is not allowed on this site; the merchant must mint a token for this origin",
                         code="origin_not_allowed")
     return origin
+
+
+def allowed_origins(session: Session, merchant_id: str) -> list[str]:
+    """The merchant's allowed origins (empty: any origin may be named in a token)."""
+    settings = session.get(EmbedSettings, merchant_id)
+    return list(settings.allowed_origins) if settings else []
+
+
+def set_allowed_origins(session: Session, merchant_id: str, origins: object) -> list[str]:
+    """Replace the merchant's allowed origins (each exactly scheme://host[:port]); returns them normalised."""
+    if not isinstance(origins, list) or len(origins) > 100 or not all(isinstance(o, str) for o in origins):
+        raise BadRequest("allowed_origins must be a list of at most 100 origins", code="invalid_origin")
+    normalised = sorted({normalise_origin(o) for o in origins})
+    begin_write(session)
+    settings = session.get(EmbedSettings, merchant_id)
+    if settings is None:
+        settings = EmbedSettings(merchant_id=merchant_id)
+        session.add(settings)
+    settings.allowed_origins, settings.updated_at = normalised, utcnow()
+    session.commit()
+    return normalised
+
+
+def mint_for_target(session: Session, secret: str, merchant_id: str, target_id: object, origins: object,
+                    ttl_seconds: object = 3600) -> tuple[str, EmbedGrant]:
+    """An embed token for one of the merchant's items: it must exist and be embeddable now, and the origins
+    must be among the merchant's allowed origins (when it set any)."""
+    if not isinstance(target_id, str) or not isinstance(origins, list) or not isinstance(ttl_seconds, int):
+        raise BadRequest("target_id must be a string, origins a list of origins, ttl_seconds an integer",
+                         code="invalid_embed_request")
+    kind = kind_of(target_id)
+    describe_target(session, kind, merchant_id, target_id)  # exists and belongs to this merchant
+    allowed = allowed_origins(session, merchant_id)
+    if allowed:
+        refused = sorted({normalise_origin(o) for o in origins} - set(allowed))
+        if refused:
+            raise BadRequest(f"origin(s) {', '.join(refused)} are not in this merchant's allowed origins; "
+                             "add them with PUT /v1/embed-settings", code="origin_not_allowed")
+    return mint_token(secret, merchant_id=merchant_id, kind=kind, target_id=target_id, origins=origins,
+                      ttl_seconds=ttl_seconds)
 
 
 def require_target(grant: EmbedGrant, target_id: str) -> None:

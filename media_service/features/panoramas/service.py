@@ -7,6 +7,7 @@ the row and its job (``jobs.resources``).
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +15,8 @@ from flask import url_for
 from sqlalchemy.orm import Session
 
 from media_service import media_options
-from media_service.errors import BadRequest
+from media_service.db import begin_write
+from media_service.errors import BadRequest, NotFound
 from media_service.features.assets.service import asset_id_list, image_assets
 from media_service.jobs.queue import job_to_dict
 from media_service.jobs.resources import ResourceState, create_with_job, get_owned, public_state, ready_result
@@ -53,7 +55,7 @@ def panorama_to_dict(panorama: Panorama, job: Job | None) -> dict[str, Any]:
         "id": panorama.id, "state": state, "asset_ids": panorama.asset_ids, "options": panorama.options,
         "created_at": panorama.created_at.isoformat(),
         "finished_at": panorama.finished_at.isoformat() if panorama.finished_at else None,
-        "job": job_to_dict(job) if job else None,
+        "job": job_to_dict(job) if job else None, "hotspots": panorama_hotspots(panorama),
         "links": {"self": url_for("panoramas.get_panorama", panorama_id=panorama.id),
                   "job": url_for("jobs.get_job", job_id=panorama.job_id)},
     }
@@ -80,7 +82,8 @@ def get_panorama_row(session: Session, merchant_id: str, panorama_id: str) -> Pa
 
 def describe_panorama_for_embed(session: Session, merchant_id: str, panorama_id: str) -> dict[str, Any]:
     """A ready panorama for the viewer widget: equirectangular with its coverage, or a flat image."""
-    result = ready_result(get_panorama_row(session, merchant_id, panorama_id), "panorama")
+    row = get_panorama_row(session, merchant_id, panorama_id)
+    result = ready_result(row, "panorama")
     sign = prefix_signer(result["prefix"])
     manifest = result["manifest"]
     image = {"src": sign(manifest["image"]["path"]), "width": result["width"], "height": result["height"]}
@@ -92,4 +95,49 @@ def describe_panorama_for_embed(session: Session, merchant_id: str, panorama_id:
                  "projection": manifest["projection"]["type"]}
     if manifest.get("tiles"):  # the widget streams the tiles the view needs instead of the whole image
         described["tiles"] = with_urls({"tiles": manifest["tiles"]}, sign)["tiles"]
+    described["hotspots"] = panorama_hotspots(row)
     return {"mode": "panorama", "title": "Panorama", "panorama": described}
+
+
+MAX_HOTSPOTS = 50
+
+
+def panorama_hotspots(panorama: Panorama) -> list[dict[str, Any]]:
+    """The panorama's hotspots as the widget reads them: ``{"id", "yaw", "pitch", "label"}`` in degrees."""
+    return list(panorama.hotspots or [])
+
+
+def add_hotspot(session: Session, panorama: Panorama, yaw: object, pitch: object, label: object) -> dict[str, Any]:
+    """Place a hotspot at ``yaw``/``pitch`` (degrees from the image centre, as the widget's view) with a label.
+
+    It must lie on the stitched image (within the panorama's field of view); 409 before the panorama is ready.
+    """
+    result = ready_result(panorama, "panorama")
+    fov = result["field_of_view"]
+    try:
+        yaw_value, pitch_value = float(yaw), float(pitch)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise BadRequest("yaw and pitch must be numbers (degrees)", code="invalid_hotspot") from None
+    half_h, half_v = fov["horizontal"] / 2, fov["vertical"] / 2
+    if not (abs(yaw_value) <= half_h and abs(pitch_value - fov["pitch"]) <= half_v):
+        raise BadRequest(f"the hotspot must lie on the panorama: yaw within ±{half_h:.0f}°, pitch within "
+                         f"{fov['pitch'] - half_v:.0f}° to {fov['pitch'] + half_v:.0f}°", code="invalid_hotspot")
+    text = label.strip() if isinstance(label, str) else ""
+    if not 1 <= len(text) <= 80:
+        raise BadRequest("give the hotspot a label of 1 to 80 characters", code="invalid_hotspot")
+    if len(panorama.hotspots or []) >= MAX_HOTSPOTS:
+        raise BadRequest(f"a panorama holds at most {MAX_HOTSPOTS} hotspots", code="too_many_hotspots")
+    spot = {"id": secrets.token_hex(4), "yaw": round(yaw_value, 2), "pitch": round(pitch_value, 2), "label": text}
+    begin_write(session)
+    panorama.hotspots = [*(panorama.hotspots or []), spot]
+    session.commit()
+    return spot
+
+
+def remove_hotspot(session: Session, panorama: Panorama, hotspot_id: str) -> None:
+    """Take a hotspot off the panorama (404 for an unknown id)."""
+    if not any(spot.get("id") == hotspot_id for spot in panorama.hotspots or []):
+        raise NotFound(f"no hotspot {hotspot_id!r} on this panorama", code="hotspot_not_found")
+    begin_write(session)
+    panorama.hotspots = [spot for spot in panorama.hotspots or [] if spot.get("id") != hotspot_id]
+    session.commit()

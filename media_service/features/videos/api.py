@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, current_app, request, url_for
 from sqlalchemy import select
 
-from media_service.db import begin_write, get_session
+from media_service.db import get_session
 from media_service.errors import BadRequest, Forbidden, NotFound
 from media_service.features.assets.service import get_asset
 from media_service.features.videos.service import (
@@ -29,12 +29,12 @@ from media_service.features.videos.service import (
     file_link_parts,
     get_video,
     moderate,
-    reapply_policy,
+    set_policy,
     video_to_dict,
 )
 from media_service.jobs.base import FAILED, QUEUED, RUNNING
 from media_service.media.video.presets import PROFILES
-from media_service.models import Job, Video, VideoPolicy, utcnow
+from media_service.models import Job, Video, VideoPolicy
 from media_service.security.api_keys import current_merchant_id, require
 from media_service.security.links import check_link
 from media_service.storage import check_key
@@ -163,21 +163,7 @@ def get_policy() -> Any:
 def put_policy() -> Any:
     """``{"buyer_show_auto_approve": "never" | "always" | "if_clean"}``; pending videos follow the new rule."""
     body = json_body(required=("buyer_show_auto_approve",))
-    choice = body["buyer_show_auto_approve"]
-    if choice not in POLICIES:
-        raise BadRequest(f"buyer_show_auto_approve must be one of {', '.join(POLICIES)}", code="invalid_policy")
-    session = get_session()
-    merchant_id = current_merchant_id()
-    pending = list(session.scalars(select(Video).where(Video.merchant_id == merchant_id, Video.state == "ready",
-                                                       Video.moderation_status == "pending")))
-    begin_write(session)
-    policy = session.get(VideoPolicy, merchant_id) or VideoPolicy(merchant_id=merchant_id)
-    policy.buyer_show_auto_approve, policy.updated_at = choice, utcnow()
-    session.add(policy)
-    session.flush()
-    for video in pending:
-        reapply_policy(session, video)
-    session.commit()
+    choice = set_policy(get_session(), current_merchant_id(), body["buyer_show_auto_approve"])
     return _policy_dict(choice)
 
 

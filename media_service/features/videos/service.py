@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from media_service.db import begin_write
-from media_service.errors import Conflict, InvalidMedia
+from media_service.errors import BadRequest, Conflict, InvalidMedia
 from media_service.jobs.base import job_output_root
 from media_service.jobs.queue import job_to_dict
 from media_service.jobs.resources import (
@@ -123,6 +123,24 @@ def moderate(session: Session, video: Video, decision: str, reason: str | None, 
     video.moderated_by, video.moderated_at = by, utcnow()
     session.commit()
     return video
+
+
+def set_policy(session: Session, merchant_id: str, choice: object) -> str:
+    """Set the merchant's buyer-show auto-approval (``never``, ``always``, ``if_clean``); pending videos
+    follow the new rule at once. Returns the choice."""
+    if choice not in POLICIES:
+        raise BadRequest(f"buyer_show_auto_approve must be one of {', '.join(POLICIES)}", code="invalid_policy")
+    pending = list(session.scalars(select(Video).where(Video.merchant_id == merchant_id, Video.state == "ready",
+                                                       Video.moderation_status == "pending")))
+    begin_write(session)
+    policy = session.get(VideoPolicy, merchant_id) or VideoPolicy(merchant_id=merchant_id)
+    policy.buyer_show_auto_approve, policy.updated_at = str(choice), utcnow()
+    session.add(policy)
+    session.flush()
+    for video in pending:
+        reapply_policy(session, video)
+    session.commit()
+    return str(choice)
 
 
 def reapply_policy(session: Session, video: Video) -> None:
