@@ -36,6 +36,13 @@ from media_service.detection.frames import VideoGeometry, prefetch, stream_frame
 from tests.conftest import media
 from tests.products.evaluation import Score, contact_sheet, draw_boxes
 from tests.products.semireal import CATALOG_SKUS, load_photo, render_random_clips, truths_at
+from tests.products.validation_set import (
+    VALIDATION_CATALOG,
+    evaluate_validation,
+    load_product_photo,
+    render_validation_clips,
+    validation_sheet,
+)
 
 #: Real clips without any catalog product: every detection in them is a false one.
 PRODUCT_FREE_CLIPS = ("video/bigbuckbunny.mp4", "video/bottle-detection.mp4", "video/flower.mp4", "video/friday.mp4",
@@ -55,8 +62,20 @@ def main() -> None:
     parser.add_argument("--misses-sheet", action="store_true",
                         help="write the frames with missed products to test-artifacts/products/")
     parser.add_argument("--product-free", action="store_true", help="count detections in product-free real clips")
+    parser.add_argument("--validation", type=int, default=0,
+                        help="validation clips (products/validation/ photos, never tuned on) to tap on (0: none)")
+    parser.add_argument("--validation-seed", type=int, default=7001, help="seed of the validation clips and taps")
+    parser.add_argument("--no-on-demand", action="store_true", help="validation taps answer from tracks only")
+    parser.add_argument("--skip-speed", action="store_true", help="skip the 720p throughput part")
     args = parser.parse_args()
     config = settings()
+    if args.validation:
+        out = args.json or REPO / "bench" / "results" / f"catalog_validation_{args.features}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(validation(args.features, config, args.validation, args.validation_seed,
+                                             not args.no_on_demand), indent=2))
+    if args.skip_speed:
+        return
     side = args.detect_side or config["PRODUCT_DETECT_SIDE"]
     with tempfile.TemporaryDirectory() as tmp:
         path, truths = clip_720p(Path(tmp), args.seconds)
@@ -117,6 +136,40 @@ def main() -> None:
     out = args.json or REPO / "bench" / "results" / f"catalog_detector_{args.features}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2))
+
+
+def validation_catalog(features: str, config: dict) -> list[CatalogProduct]:
+    """The tuning catalog's 9 SKUs and the 25 validation SKUs (HOODIE-RED is in both): 33 products, 41 photos."""
+    photos: dict[str, list[np.ndarray]] = {sku: [load_photo(n) for n in names] for sku, names in CATALOG_SKUS.items()}
+    for sku, names in VALIDATION_CATALOG.items():
+        if sku not in photos:
+            photos[sku] = [load_product_photo(n) for n in names]
+    return [CatalogProduct(sku, [index_product_photo(p, kind=features, max_side=config["PRODUCT_PHOTO_SIDE"])
+                                 for p in images]) for sku, images in photos.items()]
+
+
+def validation(features: str, config: dict, count: int, seed: int, on_demand: bool) -> dict:
+    """Taps on clips of validation products (views in the catalog or not), the way the service answers them."""
+    catalog = validation_catalog(features, config)
+    detector = CatalogDetector(catalog, CatalogDetectorConfig(kind=features, max_side=config["PRODUCT_DETECT_SIDE"],
+                                                              min_score=config["PRODUCT_MIN_SCORE"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = render_validation_clips(np.random.default_rng(seed), count, Path(tmp))
+        started = time.perf_counter()
+        result = evaluate_validation(detector, clips, config, seed=seed, on_demand=on_demand)
+        seconds = time.perf_counter() - started
+        sheet = validation_sheet(clips, result["records"])
+    path = REPO / "test-artifacts" / "products" / f"validation_taps_seed{seed}.jpg"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), sheet, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    records = result.pop("records")
+    print(f"validation: {count} clips (seed {seed}), {len(catalog)} products in the catalog, "
+          f"{len(records)} taps in {seconds:.0f} s (machine shared)")
+    for key in ("catalogued_views", "uncatalogued_views", "empty_taps", "track_recall", "track_precision", "detect",
+                "on_demand"):
+        print(f"  {key}: {result[key]}")
+    print(f"  contact sheet: {path.relative_to(REPO)}")
+    return {"clips": count, "seed": seed, "products": len(catalog), **result}
 
 
 def detector_with_test_catalog(features: str, config: dict) -> CatalogDetector:

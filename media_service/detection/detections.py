@@ -19,6 +19,7 @@ import numpy as np
 SKU = "sku"
 POLYGON = "polygon"
 CANDIDATES = "candidates"
+CERTAIN = "certain"  # bool per detection: the SKU is sure (False: a close call between candidates)
 
 
 def _as_object_array(values: Sequence[Any]) -> np.ndarray:
