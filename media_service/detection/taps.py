@@ -11,6 +11,7 @@ product are few. Around the tap, a square of the frame is searched at a higher r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ def shifted(detections: Detections, dx: float, dy: float) -> Detections:
                       data=data)
 
 
-def detect_around(detector: Detector, frame: np.ndarray, point: tuple[float, float], *,
+def detect_around(detector: Detector | Any, frame: np.ndarray, point: tuple[float, float], *,
                   share: float = 0.6) -> Detections:
     """Detections in the square around ``point`` whose side is ``share`` of the frame's longer side, in frame
     pixels. The detector scales its input to its working size, so the square is searched at a higher
