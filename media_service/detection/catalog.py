@@ -880,6 +880,7 @@ def _contained(inner: np.ndarray, outer: np.ndarray) -> float:
 CONTEST_MARGIN = 0.25  # share of the telling pixels by which one SKU must beat another to be certain
 TELLING_DIFFERENCE = 30.0  # Lab distance (8-bit, L at half weight) from which two photos differ at a pixel
 AGREEMENT = 22.0  # Lab distance under which the frame matches a photo at a pixel
+LIGHTNESS_RATIO = 1.8  # how much lighter or darker than its photo a product may look and still be certain
 
 
 def _lab_distance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -952,12 +953,14 @@ def decide(hypothesis: Hypothesis, photos: Sequence[_Photo], frame: _FrameViews,
     it is certain: it must beat every contender by ``margin``. Scores decide the order of the contests
     only; a product whose keypoints (a shared logo) match several SKUs equally is told by its colours."""
     if not hypothesis.rivals:
+        hypothesis.certain = lightness_agrees(hypothesis, photos, frame)
         return hypothesis
     hypothesis = align(hypothesis, None)
     ranked = sorted(hypothesis.rivals, key=lambda r: -rank(r, hypothesis))
     rivals = [align(r, hypothesis) for r in ranked[:contenders]]
     rivals = [r for r in rivals if r.score >= 0.6 * hypothesis.score and same_place(r.box, hypothesis.box)]
     if not rivals:
+        hypothesis.certain = lightness_agrees(hypothesis, photos, frame)
         return hypothesis
     champion = hypothesis
     for rival in rivals:
@@ -969,5 +972,19 @@ def decide(hypothesis: Hypothesis, photos: Sequence[_Photo], frame: _FrameViews,
         champion.candidates = {champion.sku: round(champion.score, 4)} | {
             sku: score for sku, score in hypothesis.candidates.items() if sku != champion.sku}
         champion.rivals = others
-    champion.certain = certain
+    champion.certain = certain and lightness_agrees(champion, photos, frame)
     return champion
+
+
+def lightness_agrees(hypothesis: Hypothesis, photos: Sequence[_Photo], frame: _FrameViews,
+                     limit: float = LIGHTNESS_RATIO) -> bool:
+    """The product in the frame is about as light as its photo (median L*, up to ``limit`` times lighter or
+    darker: scene light and exposure). Grey and black share their chroma and grey pattern: a grey cap the
+    catalog does not have would otherwise be its black cap."""
+    photo = photos[hypothesis.photo]
+    seen_lab, seen = _frame_on(photo, hypothesis.homography, frame)
+    inside = (photo.small_inside > 0) & seen
+    if inside.sum() < 20:
+        return False
+    ratio = (float(np.median(seen_lab[inside][:, 0])) + 12.0) / (float(np.median(photo.small_lab[inside][:, 0])) + 12.0)
+    return 1.0 / limit <= ratio <= limit
