@@ -36,9 +36,11 @@ from media_service.detection.base import DetectionError, Detector, check_frame
 from media_service.detection.detections import (
     CANDIDATES,
     CERTAIN,
+    MASK_PRIOR,
     POLYGON,
     SKU,
     Detections,
+    MaskPrior,
     _as_object_array,
     box_iou,
 )
@@ -632,7 +634,9 @@ class CatalogDetector(Detector):
                   POLYGON: _as_object_array([h.polygon for h in kept]),
                   CANDIDATES: _as_object_array([sorted(h.candidates.items(), key=lambda kv: (kv[0] != h.sku, -kv[1]))
                                                 for h in kept]),
-                  CERTAIN: np.array([h.certain for h in kept], bool)},
+                  CERTAIN: np.array([h.certain for h in kept], bool),
+                  MASK_PRIOR: _as_object_array([MaskPrior(self.matcher.photos[h.photo].features.alpha, h.homography)
+                                                for h in kept])},
         )
 
 
@@ -656,7 +660,7 @@ def _with_sku_data(detections: Detections) -> Detections:
     empty = _as_object_array([])
     return Detections(xyxy=detections.xyxy, confidence=detections.confidence, class_id=detections.class_id,
                       data={SKU: empty, POLYGON: empty.copy(), CANDIDATES: empty.copy(),
-                            CERTAIN: np.zeros(0, bool)})
+                            CERTAIN: np.zeros(0, bool), MASK_PRIOR: empty.copy()})
 
 
 def similarity_consensus(src: np.ndarray, dst: np.ndarray, diagonal: float, *, position_tolerance: float = 0.12,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from media_service.detection.base import Detector
-from media_service.detection.detections import CERTAIN, POLYGON, Detections, _as_object_array
+from media_service.detection.detections import CERTAIN, MASK_PRIOR, POLYGON, Detections, _as_object_array
 
 
 def detection_under(detections: Detections, point: tuple[float, float], tolerance: float = 0.0) -> int | None:
@@ -50,6 +50,8 @@ def shifted(detections: Detections, dx: float, dy: float) -> Detections:
         offset = np.array([dx, dy], np.float32)
         data[POLYGON] = _as_object_array([None if p is None else np.asarray(p, np.float32) + offset
                                           for p in data[POLYGON]])
+    if MASK_PRIOR in data:
+        data[MASK_PRIOR] = _as_object_array([None if m is None else m.shifted(dx, dy) for m in data[MASK_PRIOR]])
     return Detections(xyxy=detections.xyxy + np.array([dx, dy, dx, dy], np.float32),
                       confidence=detections.confidence, class_id=detections.class_id, tracker_id=detections.tracker_id,
                       data=data)
