@@ -40,7 +40,7 @@ from media_service.db import begin_write
 from media_service.deletion import Dependents, asset_dependents
 from media_service.detection.base import DETECTOR_NAMES
 from media_service.detection.cutout import CutOut, cut_out, encode_png, render_cutout
-from media_service.detection.detections import CANDIDATES, POLYGON, Detections
+from media_service.detection.detections import CANDIDATES, MASK_PRIOR, POLYGON, Detections
 from media_service.detection.frames import VideoGeometry, decode_frame_at
 from media_service.detection.taps import detect_around, detection_under, is_certain
 from media_service.detection.tracking import is_certain_track
@@ -530,8 +530,9 @@ class TapService:
             return None
         box = detections.xyxy[best]
         prior = detections.data[POLYGON][best] if POLYGON in detections.data else None
+        mask_prior = detections.data[MASK_PRIOR][best] if MASK_PRIOR in detections.data else None
         lasso = tap.polygon * [width, height] if tap.polygon is not None else None
-        cut = cut_out(frame, box=None if lasso is not None else box, lasso=lasso, prior=prior)
+        cut = cut_out(frame, box=None if lasso is not None else box, lasso=lasso, prior=prior, mask_prior=mask_prior)
         cutout = self._store_cutout(asset, tap, cut, width, height) if cut is not None else None
         candidates = [(str(s), float(v)) for s, v in detections.data[CANDIDATES][best]] \
             if CANDIDATES in detections.data else [(detections.skus[best], float(detections.confidence[best]))]
