@@ -884,6 +884,7 @@ def _contained(inner: np.ndarray, outer: np.ndarray) -> float:
 CONTEST_MARGIN = 0.25  # share of the telling pixels by which one SKU must beat another to be certain
 TELLING_DIFFERENCE = 30.0  # Lab distance (8-bit, L at half weight) from which two photos differ at a pixel
 AGREEMENT = 22.0  # Lab distance under which the frame matches a photo at a pixel
+EDGE_DIFFERENCE = 12.0  # Lab distance (L at half weight) of the median colours in and out of an outline's edge
 LIGHTNESS_RATIO = 1.8  # how much lighter or darker than its photo a product may look and still be certain
 
 
@@ -957,14 +958,14 @@ def decide(hypothesis: Hypothesis, photos: Sequence[_Photo], frame: _FrameViews,
     it is certain: it must beat every contender by ``margin``. Scores decide the order of the contests
     only; a product whose keypoints (a shared logo) match several SKUs equally is told by its colours."""
     if not hypothesis.rivals:
-        hypothesis.certain = lightness_agrees(hypothesis, photos, frame)
+        hypothesis.certain = lightness_agrees(hypothesis, photos, frame) and has_own_edge(hypothesis, frame)
         return hypothesis
     hypothesis = align(hypothesis, None)
     ranked = sorted(hypothesis.rivals, key=lambda r: -rank(r, hypothesis))
     rivals = [align(r, hypothesis) for r in ranked[:contenders]]
     rivals = [r for r in rivals if r.score >= 0.6 * hypothesis.score and same_place(r.box, hypothesis.box)]
     if not rivals:
-        hypothesis.certain = lightness_agrees(hypothesis, photos, frame)
+        hypothesis.certain = lightness_agrees(hypothesis, photos, frame) and has_own_edge(hypothesis, frame)
         return hypothesis
     champion = hypothesis
     for rival in rivals:
@@ -976,8 +977,45 @@ def decide(hypothesis: Hypothesis, photos: Sequence[_Photo], frame: _FrameViews,
         champion.candidates = {champion.sku: round(champion.score, 4)} | {
             sku: score for sku, score in hypothesis.candidates.items() if sku != champion.sku}
         champion.rivals = others
-    champion.certain = certain and lightness_agrees(champion, photos, frame)
+    champion.certain = certain and lightness_agrees(champion, photos, frame) and has_own_edge(champion, frame)
     return champion
+
+
+def has_own_edge(hypothesis: Hypothesis, frame: _FrameViews, *, sectors: int = 12, min_share: float = 0.34) -> bool:
+    """The product's outline is an edge in the frame along at least ``min_share`` of its way round.
+
+    A sticker's photo also matches the same print on a hoodie, and a logo product the logo on a shirt:
+    there the outline runs through one continuous surface, the colour just inside it continuing just
+    outside. A real object of that outline stands out from what is behind it along most of its edge.
+    Inner and outer bands are compared per angular sector around the centre.
+    """
+    frame_h, frame_w = frame.gray_lab.shape[:2]
+    x0, y0, x1, y1 = (int(v) for v in hypothesis.box)
+    size = max(x1 - x0, y1 - y0)
+    band = max(2, round(0.06 * size))
+    left, top = max(x0 - 2 * band, 0), max(y0 - 2 * band, 0)
+    right, bottom = min(x1 + 2 * band, frame_w), min(y1 + 2 * band, frame_h)
+    if right - left < 8 or bottom - top < 8:
+        return True
+    shape = (bottom - top, right - left)
+    inside = np.zeros(shape, np.uint8)
+    cv2.fillPoly(inside, [np.round(hypothesis.polygon - [left, top]).astype(np.int32).reshape(-1, 1, 2)], 1)
+    kernel = np.ones((2 * band + 1, 2 * band + 1), np.uint8)
+    inner = (inside > 0) & ~(cv2.erode(inside, kernel) > 0)
+    outer = (cv2.dilate(inside, kernel) > 0) & ~(inside > 0)
+    lab = frame.gray_lab[top:bottom, left:right, 1:]
+    ys, xs = np.mgrid[0:shape[0], 0:shape[1]]
+    centre = hypothesis.polygon.mean(axis=0) - [left, top]
+    sector = ((np.arctan2(ys - centre[1], xs - centre[0]) + np.pi) / (2 * np.pi) * sectors).astype(int) % sectors
+    edges = counted = 0
+    for k in range(sectors):
+        a, b = inner & (sector == k), outer & (sector == k)
+        if a.sum() < 4 or b.sum() < 4:
+            continue  # the outline leaves the frame here
+        counted += 1
+        difference = np.abs(np.median(lab[a], axis=0) - np.median(lab[b], axis=0))
+        edges += bool(0.5 * difference[0] + difference[1] + difference[2] > EDGE_DIFFERENCE)
+    return counted == 0 or edges >= min_share * counted
 
 
 def lightness_agrees(hypothesis: Hypothesis, photos: Sequence[_Photo], frame: _FrameViews,
