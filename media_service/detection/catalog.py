@@ -245,6 +245,7 @@ class Hypothesis:
     candidates: dict[str, float] = field(default_factory=dict)
     rivals: list[Hypothesis] = field(default_factory=list)  # other SKUs' hypotheses at this place, best first
     certain: bool = True  # the SKU is sure; False: a close call (offer the candidates, claim none)
+    doubt: str | None = None  # why the SKU is not certain
     refined: bool = False  # dense alignment was tried on it
     placement: Any = None  # the _Placement it was verified from
 
@@ -958,15 +959,13 @@ def decide(hypothesis: Hypothesis, photos: Sequence[_Photo], frame: _FrameViews,
     it is certain: it must beat every contender by ``margin``. Scores decide the order of the contests
     only; a product whose keypoints (a shared logo) match several SKUs equally is told by its colours."""
     if not hypothesis.rivals:
-        hypothesis.certain = lightness_agrees(hypothesis, photos, frame) and has_own_edge(hypothesis, frame)
-        return hypothesis
+        return _checked(hypothesis, photos, frame, contested=False)
     hypothesis = align(hypothesis, None)
     ranked = sorted(hypothesis.rivals, key=lambda r: -rank(r, hypothesis))
     rivals = [align(r, hypothesis) for r in ranked[:contenders]]
     rivals = [r for r in rivals if r.score >= 0.6 * hypothesis.score and same_place(r.box, hypothesis.box)]
     if not rivals:
-        hypothesis.certain = lightness_agrees(hypothesis, photos, frame) and has_own_edge(hypothesis, frame)
-        return hypothesis
+        return _checked(hypothesis, photos, frame, contested=False)
     champion = hypothesis
     for rival in rivals:
         if colour_contest(rival, champion, photos, frame) > margin:
@@ -977,8 +976,19 @@ def decide(hypothesis: Hypothesis, photos: Sequence[_Photo], frame: _FrameViews,
         champion.candidates = {champion.sku: round(champion.score, 4)} | {
             sku: score for sku, score in hypothesis.candidates.items() if sku != champion.sku}
         champion.rivals = others
-    champion.certain = certain and lightness_agrees(champion, photos, frame) and has_own_edge(champion, frame)
-    return champion
+    return _checked(champion, photos, frame, contested=not certain)
+
+
+def _checked(hypothesis: Hypothesis, photos: Sequence[_Photo], frame: _FrameViews, *, contested: bool) -> Hypothesis:
+    """Sets ``certain`` and, when it is not, ``doubt``: why (the first failed check)."""
+    if contested:
+        hypothesis.doubt = "a rival SKU looks as alike"
+    elif not lightness_agrees(hypothesis, photos, frame):
+        hypothesis.doubt = "lighter or darker than its photo"
+    elif not has_own_edge(hypothesis, frame):
+        hypothesis.doubt = "its outline is no edge in the frame"
+    hypothesis.certain = hypothesis.doubt is None
+    return hypothesis
 
 
 def has_own_edge(hypothesis: Hypothesis, frame: _FrameViews, *, sectors: int = 12, min_share: float = 0.34) -> bool:
