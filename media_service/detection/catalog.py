@@ -882,6 +882,7 @@ def _contained(inner: np.ndarray, outer: np.ndarray) -> float:
 
 # ------------------------------------------------------------------------------ which SKU, and how sure
 
+RIVAL_LOOKS = 0.7  # a rival whose photo looks less than this share as alike as the leader's is no contender
 CONTEST_MARGIN = 0.25  # share of the telling pixels by which one SKU must beat another to be certain
 TELLING_DIFFERENCE = 30.0  # Lab distance (8-bit, L at half weight) from which two photos differ at a pixel
 AGREEMENT = 22.0  # Lab distance under which the frame matches a photo at a pixel
@@ -953,15 +954,19 @@ def colour_contest(a: Hypothesis, b: Hypothesis, photos: Sequence[_Photo], frame
 
 
 def decide(hypothesis: Hypothesis, photos: Sequence[_Photo], frame: _FrameViews, *, margin: float = CONTEST_MARGIN,
-           contenders: int = 4, align: Callable[[Hypothesis, Hypothesis | None], Hypothesis] = lambda h, r: h,
+           contenders: int = 3, align: Callable[[Hypothesis, Hypothesis | None], Hypothesis] = lambda h, r: h,
            rank: Callable[[Hypothesis, Hypothesis], float] = lambda h, r: h.colour) -> Hypothesis:
     """The SKU at one place, by colour contests between the best hypotheses of each SKU there, and whether
     it is certain: it must beat every contender by ``margin``. Scores decide the order of the contests
     only; a product whose keypoints (a shared logo) match several SKUs equally is told by its colours."""
     if not hypothesis.rivals:
         return _checked(hypothesis, photos, frame, contested=False)
+    looks = {id(r): rank(r, hypothesis) for r in hypothesis.rivals}
+    ranked = sorted((r for r in hypothesis.rivals if looks[id(r)] >= RIVAL_LOOKS * hypothesis.colour),
+                    key=lambda r: -looks[id(r)])
+    if not ranked:
+        return _checked(hypothesis, photos, frame, contested=False)
     hypothesis = align(hypothesis, None)
-    ranked = sorted(hypothesis.rivals, key=lambda r: -rank(r, hypothesis))
     rivals = [align(r, hypothesis) for r in ranked[:contenders]]
     rivals = [r for r in rivals if r.score >= 0.6 * hypothesis.score and same_place(r.box, hypothesis.box)]
     if not rivals:
@@ -997,7 +1002,7 @@ def has_own_edge(hypothesis: Hypothesis, frame: _FrameViews, *, sectors: int = 1
     A sticker's photo also matches the same print on a hoodie, and a logo product the logo on a shirt:
     there the outline runs through one continuous surface, the colour just inside it continuing just
     outside. A real object of that outline stands out from what is behind it along most of its edge.
-    Inner and outer bands are compared per angular sector around the centre.
+    Inner and outer bands are compared (mean Lab) per angular sector around the centre.
     """
     frame_h, frame_w = frame.gray_lab.shape[:2]
     x0, y0, x1, y1 = (int(v) for v in hypothesis.box)
@@ -1013,18 +1018,24 @@ def has_own_edge(hypothesis: Hypothesis, frame: _FrameViews, *, sectors: int = 1
     kernel = np.ones((2 * band + 1, 2 * band + 1), np.uint8)
     inner = (inside > 0) & ~(cv2.erode(inside, kernel) > 0)
     outer = (cv2.dilate(inside, kernel) > 0) & ~(inside > 0)
-    lab = frame.gray_lab[top:bottom, left:right, 1:]
+    lab = frame.gray_lab[top:bottom, left:right, 1:].reshape(-1, 3)
     ys, xs = np.mgrid[0:shape[0], 0:shape[1]]
     centre = hypothesis.polygon.mean(axis=0) - [left, top]
     sector = ((np.arctan2(ys - centre[1], xs - centre[0]) + np.pi) / (2 * np.pi) * sectors).astype(int) % sectors
-    edges = counted = 0
-    for k in range(sectors):
-        a, b = inner & (sector == k), outer & (sector == k)
-        if a.sum() < 4 or b.sum() < 4:
-            continue  # the outline leaves the frame here
-        counted += 1
-        difference = np.abs(np.median(lab[a], axis=0) - np.median(lab[b], axis=0))
-        edges += bool(0.5 * difference[0] + difference[1] + difference[2] > EDGE_DIFFERENCE)
+    sector = sector.reshape(-1)
+
+    def band_means(band_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.flatnonzero(band_mask.reshape(-1))
+        counts = np.bincount(sector[rows], minlength=sectors)
+        sums = np.stack([np.bincount(sector[rows], weights=lab[rows, c], minlength=sectors) for c in range(3)], 1)
+        return sums / np.maximum(counts, 1)[:, None], counts
+
+    inner_mean, inner_count = band_means(inner)
+    outer_mean, outer_count = band_means(outer)
+    valid = (inner_count >= 4) & (outer_count >= 4)  # elsewhere the outline leaves the frame
+    difference = np.abs(inner_mean - outer_mean)
+    edge = 0.5 * difference[:, 0] + difference[:, 1] + difference[:, 2] > EDGE_DIFFERENCE
+    counted, edges = int(valid.sum()), int((edge & valid).sum())
     return counted == 0 or edges >= min_share * counted
 
 
