@@ -366,7 +366,7 @@ def validation_sheet(clips: list[ValidationClip], records: list[TapRecord], *, l
                      columns: int = 6) -> np.ndarray:
     """A contact sheet of taps: the tap point (a dot), the answer's box and SKU, green when right, red when
     another SKU was given as certain, yellow for "not sure", grey for no answer; the true SKU below.
-    Wrong answers and taps beside products that were answered come first, then the rest in order."""
+    Every wrong answer, then a sample of "not sure", of no answer, of taps beside products and of right ones."""
     import cv2
 
     from tests.products.evaluation import contact_sheet
@@ -380,7 +380,18 @@ def validation_sheet(clips: list[ValidationClip], records: list[TapRecord], *, l
             return 0, (0, 0, 255), f"EMPTY TAP -> {r.sku}"
         return (1, (0, 200, 0), r.sku) if r.sku == r.truth else (0, (0, 0, 255), f"WRONG {r.sku}")
 
-    chosen = sorted(records, key=lambda r: verdict(r)[0])[:limit]
+    def kind(r: TapRecord) -> str:
+        rank, _, _ = verdict(r)
+        return "empty" if r.truth is None and rank != 0 else str(rank)
+
+    groups: dict[str, list[TapRecord]] = {}
+    for record in records:
+        groups.setdefault(kind(record), []).append(record)
+    quota = {"0": limit, "2": limit // 4, "3": limit // 4, "empty": limit // 8}
+    chosen = [r for key in ("0", "2", "3", "empty") for r in groups.get(key, [])[::max(1, len(groups.get(key, []))
+                                                                                      // quota[key] + 1)]]
+    right = groups.get("1", [])
+    chosen += right[::max(1, len(right) // max(limit - len(chosen), 1) + 1)][:max(limit - len(chosen), 0)]
     tiles = []
     for r in sorted(chosen, key=lambda r: (verdict(r)[0], r.clip, r.t)):
         image = _frame_at(clips[r.clip].path, r.t)
