@@ -1,9 +1,10 @@
-"""Catalog detector throughput at 720p with 20 catalog products, against the bare decode rate.
+"""Catalog detector throughput at 720p with 50 (or 20) catalog products, against the bare decode rate.
 
 In one run, on the same semi-real 1280x720 clip (25 frames/s, three products pasted into Big Buck Bunny):
 
 * baseline: our streaming reader decoding every frame at 720p (ffmpeg -> raw BGR pipe), nothing else;
-* detect: ``CatalogDetector.detect`` alone on decoded 720p frames (SIFT, 20 products, 14 + 11 photos);
+* detect: ``CatalogDetector.detect`` alone on decoded 720p frames (SIFT, 50 products: the 20 of
+  ``products_common.catalog_20``, the validation SKUs and 6 more real images; ``--products 20`` for the 20);
 * pipeline: decode on a thread (bounded queue) overlapped with detection, the way ``videos.index`` runs;
 
 and prints frames/s, the ratio to the decode rate, and precision / recall / top-1 SKU on the clip's
@@ -16,7 +17,16 @@ report other seeds as held-out figures. ``--misses-sheet`` draws every frame wit
 (true boxes red, detections green) into test-artifacts/products/. ``--product-free`` counts detections
 in every indexed frame of eight real clips with no catalog product in them (each one is false).
 
+``--validation N`` pastes the validation photos (``products/validation/``, never tuned on) into N real
+clips (960x540, 120-260 px high, moving and resizing) and taps every product in every indexed frame the
+way the service answers (track under the finger, else detection around it), with a 33-SKU catalog in
+which some products have their back view too and others not (``tests/products/validation_set.py``).
+It reports top-1 on views in the catalog, wrong SKUs (and among colour variants), "not sure" answers,
+taps beside every product that were answered, track recall and a contact sheet of taps in
+test-artifacts/products/. Seed 7001 was looked at while developing; report others as held-out.
+
     .venv/bin/python bench/catalog_detector.py --seconds 8 --accuracy 12 --seed 3031 4049 --product-free
+    .venv/bin/python bench/catalog_detector.py --validation 24 --validation-seed 9091 --skip-speed
 """
 
 from __future__ import annotations
@@ -42,6 +52,13 @@ from media_service.media_options import ingest_limits
 from tests.conftest import media
 from tests.products.evaluation import Score, contact_sheet, draw_boxes
 from tests.products.semireal import CATALOG_SKUS, load_photo, render_random_clips, truths_at
+from tests.products.validation_set import (
+    VALIDATION_CATALOG,
+    evaluate_validation,
+    load_product_photo,
+    render_validation_clips,
+    validation_sheet,
+)
 
 #: Real clips without any catalog product: every detection in them is a false one.
 PRODUCT_FREE_CLIPS = ("video/bigbuckbunny.mp4", "video/bottle-detection.mp4", "video/flower.mp4", "video/friday.mp4",
@@ -53,6 +70,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8.0, help="length of the 720p clip")
     parser.add_argument("--features", choices=["sift", "orb"], default="sift")
+    parser.add_argument("--products", type=int, choices=[20, 50], default=50,
+                        help="catalog size of the throughput part (50: the 20 plus the validation SKUs and 6 more)")
     parser.add_argument("--detect-side", type=int, default=None, help="working size (default: the setting)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--accuracy", type=int, default=0, help="random semi-real clips to score (0: none)")
@@ -61,8 +80,20 @@ def main() -> None:
     parser.add_argument("--misses-sheet", action="store_true",
                         help="write the frames with missed products to test-artifacts/products/")
     parser.add_argument("--product-free", action="store_true", help="count detections in product-free real clips")
+    parser.add_argument("--validation", type=int, default=0,
+                        help="validation clips (products/validation/ photos, never tuned on) to tap on (0: none)")
+    parser.add_argument("--validation-seed", type=int, default=7001, help="seed of the validation clips and taps")
+    parser.add_argument("--no-on-demand", action="store_true", help="validation taps answer from tracks only")
+    parser.add_argument("--skip-speed", action="store_true", help="skip the 720p throughput part")
     args = parser.parse_args()
     config = settings()
+    if args.validation:
+        out = args.json or REPO / "bench" / "results" / f"catalog_validation_{args.features}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(validation(args.features, config, args.validation, args.validation_seed,
+                                             not args.no_on_demand), indent=2))
+    if args.skip_speed:
+        return
     side = args.detect_side or config["PRODUCT_DETECT_SIDE"]
     with tempfile.TemporaryDirectory() as tmp:
         path, truths = clip_720p(Path(tmp), args.seconds)
@@ -78,7 +109,7 @@ def main() -> None:
         count = len(decoded)
 
         index_started = time.perf_counter()
-        catalog = catalog_20(args.features)
+        catalog = catalog_20(args.features) if args.products == 20 else catalog_50(args.features, config)
         index_seconds = time.perf_counter() - index_started
         detector = CatalogDetector(catalog, CatalogDetectorConfig(kind=args.features, max_side=side,
                                                                   min_score=config["PRODUCT_MIN_SCORE"]))
@@ -124,6 +155,59 @@ def main() -> None:
     out = args.json or REPO / "bench" / "results" / f"catalog_detector_{args.features}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2))
+
+
+#: Real images of the corpus that make the 50-product catalog complete (products nobody shows in the clip).
+MORE_PRODUCTS = {"BUDDHA-7": "spin/buddha_orbit/00007.jpg", "BUDDHA-42": "spin/buddha_orbit/00042.jpg",
+                 "CIVIC-20": "spin/civic_52/20.png", "CIVIC-30": "spin/civic_52/30.png",
+                 "HILL-2": "panorama/hill/2.JPG", "PIER-2": "panorama/pier/2.JPG"}
+
+
+def catalog_50(features: str, config: dict) -> list[CatalogProduct]:
+    """The 20-product benchmark catalog, the 24 validation SKUs it lacks and 6 more real images: 50 products."""
+    from products_common import _load
+
+    products = catalog_20(features)
+    known = {p.sku for p in products}
+    products += [p for p in validation_catalog(features, config) if p.sku not in known]
+    products += [CatalogProduct(sku, [index_product_photo(_load(path), kind=features)])
+                 for sku, path in MORE_PRODUCTS.items()]
+    assert len(products) == 50, len(products)
+    return products
+
+
+def validation_catalog(features: str, config: dict) -> list[CatalogProduct]:
+    """The tuning catalog's 9 SKUs and the 25 validation SKUs (HOODIE-RED is in both): 33 products, 41 photos."""
+    photos: dict[str, list[np.ndarray]] = {sku: [load_photo(n) for n in names] for sku, names in CATALOG_SKUS.items()}
+    for sku, names in VALIDATION_CATALOG.items():
+        if sku not in photos:
+            photos[sku] = [load_product_photo(n) for n in names]
+    return [CatalogProduct(sku, [index_product_photo(p, kind=features, max_side=config["PRODUCT_PHOTO_SIDE"])
+                                 for p in images]) for sku, images in photos.items()]
+
+
+def validation(features: str, config: dict, count: int, seed: int, on_demand: bool) -> dict:
+    """Taps on clips of validation products (views in the catalog or not), the way the service answers them."""
+    catalog = validation_catalog(features, config)
+    detector = CatalogDetector(catalog, CatalogDetectorConfig(kind=features, max_side=config["PRODUCT_DETECT_SIDE"],
+                                                              min_score=config["PRODUCT_MIN_SCORE"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = render_validation_clips(np.random.default_rng(seed), count, Path(tmp))
+        started = time.perf_counter()
+        result = evaluate_validation(detector, clips, config, seed=seed, on_demand=on_demand)
+        seconds = time.perf_counter() - started
+        sheet = validation_sheet(clips, result["records"])
+    path = REPO / "test-artifacts" / "products" / f"validation_taps_seed{seed}.jpg"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), sheet, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    records = result.pop("records")
+    print(f"validation: {count} clips (seed {seed}), {len(catalog)} products in the catalog, "
+          f"{len(records)} taps in {seconds:.0f} s (machine shared)")
+    for key in ("catalogued_views", "uncatalogued_views", "empty_taps", "track_recall", "track_precision", "detect",
+                "on_demand"):
+        print(f"  {key}: {result[key]}")
+    print(f"  contact sheet: {path.relative_to(REPO)}")
+    return {"clips": count, "seed": seed, "products": len(catalog), **result}
 
 
 def detector_with_test_catalog(features: str, config: dict) -> CatalogDetector:

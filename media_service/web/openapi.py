@@ -106,6 +106,7 @@ PRODUCT_SCHEMAS = {
         "box": {"type": ["array", "null"], "items": {"type": "number"}},
         "cutout": {"type": ["object", "null"]}, "track_id": {"type": ["string", "null"]},
         "frame_t": {"type": ["number", "null"]}, "cart": {"type": ["object", "null"]},
+        "confidence": {"type": ["number", "null"]}, "uncertain": {"type": "boolean"},
         "reason": {"type": ["string", "null"]}}},
 }
 

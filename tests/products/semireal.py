@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -139,11 +139,14 @@ def _encode(frames: Sequence[np.ndarray], out: Path, fps: float) -> None:
 
 
 def render_clip(background: str, out: Path, placements: Sequence[Placement], *, seconds: float, fps: float = 12.0,
-                size: tuple[int, int] = (640, 360), start: float = 0.0) -> list[Truth]:
+                size: tuple[int, int] = (640, 360), start: float = 0.0,
+                photos: Callable[[str], np.ndarray] | None = None) -> list[Truth]:
     """Write ``out`` (H.264 MP4) with the products of ``placements`` pasted into a real clip.
 
-    ``background`` is a path of the shared corpus (``video/flower.mp4``). Returns the truth of every frame.
+    ``background`` is a path of the shared corpus (``video/flower.mp4``). ``photos`` loads a placement's
+    photo as BGRA (default: a tuning-catalog photo by name). Returns the truth of every frame.
     """
+    photos = photos or load_photo
     count = max(2, round(seconds * fps))
     frames = _decode(media(background), size, fps, count, start)
     truths: list[Truth] = []
@@ -151,7 +154,7 @@ def render_clip(background: str, out: Path, placements: Sequence[Placement], *, 
     for index, frame in enumerate(frames):
         u = index / (count - 1)
         for placement in placements:
-            photo = load_photo(placement.photo)
+            photo = photos(placement.photo)
             centre = ((placement.start[0] + (placement.end[0] - placement.start[0]) * u) * w,
                       (placement.start[1] + (placement.end[1] - placement.start[1]) * u) * h)
             ph = (placement.height[0] + (placement.height[1] - placement.height[0]) * u) * h

@@ -408,3 +408,21 @@ def test_processed_video_ids_of_any_profile_reach_the_same_index(shop: Shop) -> 
     answer = shop.tap({"t": 1.0, "x": x, "y": y}, video_id=video_id).json
     assert answer["hit"] and answer["product"]["sku"] == truth.sku and answer["video_id"] == video_id
     assert shop.tap({"t": 1.0, "x": x, "y": y}, who=shop.other, video_id=video_id).status_code == 404
+
+
+def test_a_point_tap_where_the_index_has_no_track_detects_around_the_finger(shop: Shop, tmp_path: Any) -> None:
+    """The index of this video sampled one frame (0.4 frames/s over 1 s): no track, though the notebook is
+    there all along. A point tap on it used to answer "no product" from the index alone; it now looks."""
+    video_id, truth = _fresh_video(shop, tmp_path / "sparse.mp4")
+    response = shop.client.post(f"/v1/videos/{video_id}/index", headers=shop.merchant.headers, json={"fps": 0.4})
+    assert response.status_code == 202, response.json
+    assert wait_for_job(shop.app, response.json["job"]["id"], timeout=120).state == "succeeded"
+    index = shop.client.get(f"/v1/videos/{video_id}/index", headers=shop.merchant.headers).json
+    assert index["state"] == "ready" and index["track_count"] == 0, index
+    x, y = _centre(truth.box, 640, 360)
+    answer = shop.tap({"t": 0.5, "x": x, "y": y}, video_id=video_id).json
+    assert answer["hit"] and answer["source"] == "on_demand", answer
+    assert answer["product"]["sku"] == "NOTEBOOK-RED" and answer["uncertain"] is False, answer
+    assert 0 < answer["confidence"] <= 1
+    beside = shop.tap({"t": 0.5, "x": 0.95, "y": 0.1}, video_id=video_id).json
+    assert beside["hit"] is False and beside["product"] is None and beside["uncertain"] is False

@@ -95,3 +95,57 @@ def test_degenerate_inputs() -> None:
 def test_artifacts_folder_is_ignored_by_git() -> None:
     root = Path(__file__).resolve().parents[2]
     assert "test-artifacts/" in (root / ".gitignore").read_text()
+
+
+def _scene_with_neighbour(catalog: list[CatalogProduct]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A real frame with the tote (its handles leave a hole) and the red cap pressed against the red notebook."""
+    from tests.conftest import media
+    from tests.products.semireal import Placement, destination_quad, load_photo, paste
+
+    frame = _decode(media("video/bottle-detection.mp4"), (960, 540), 4.0, 1, 3.0)[0]
+    truths = {}
+    for name, centre, height in (("solidus_canvas_tote.png", (250, 280), 380),
+                                 ("solidus_notebook.png", (780, 290), 330), ("solidus_cap_red_1.png", (585, 330), 210)):
+        photo = load_photo(name)
+        quad = destination_quad(centre, (height * photo.shape[1] / photo.shape[0], height), 0.04, 2)
+        truths[name] = paste(frame, photo, quad, Placement("", name, (0, 0), (0, 0), (0, 0)))
+    truths["solidus_notebook.png"] &= ~truths["solidus_cap_red_1.png"]
+    return frame, truths
+
+
+def test_the_placed_photo_mask_keeps_holes_and_leaves_a_neighbour_of_the_same_colour(
+        catalog: list[CatalogProduct]) -> None:
+    """The tote's cut-out used to keep the scene seen through its handles, and the cap's a chunk of the red
+    notebook beside it (an outline prior says nothing about either); the placed photo mask does."""
+    from media_service.media.detection.detections import MASK_PRIOR, POLYGON
+
+    frame, truths = _scene_with_neighbour(catalog)
+    found = CatalogDetector(catalog).detect(frame)
+    results = {}
+    for sku, name in (("TOTE-RED", "solidus_canvas_tote.png"), ("CAP-RED", "solidus_cap_red_1.png")):
+        assert sku in found.skus, found.skus
+        i = found.skus.index(sku)
+        truth = truths[name]
+        outline_only = cut_out(frame, box=found.xyxy[i], prior=found.data[POLYGON][i])
+        with_mask = cut_out(frame, box=found.xyxy[i], prior=found.data[POLYGON][i],
+                            mask_prior=found.data[MASK_PRIOR][i])
+        assert outline_only is not None and with_mask is not None
+        results[sku] = (_iou(outline_only.mask, truth), _iou(with_mask.mask, truth))
+        image = np.hstack([frame.copy(), frame.copy()])
+        image[:, :960][~outline_only.mask] //= 4
+        image[:, 960:][~with_mask.mask] //= 4
+        Image.fromarray(image[:, :, ::-1]).save(artifact(f"cutout_mask_prior_{sku.lower()}.png"))
+    tote = truths["solidus_canvas_tote.png"]
+    filled = np.zeros_like(tote)
+    import cv2
+
+    contours, _ = cv2.findContours(tote.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(filled, [max(contours, key=cv2.contourArea)], -1, 1, -1)
+    hole = filled.astype(bool) & ~tote
+    assert hole.sum() > 1000
+    i = found.skus.index("TOTE-RED")
+    with_mask = cut_out(frame, box=found.xyxy[i], prior=found.data[POLYGON][i], mask_prior=found.data[MASK_PRIOR][i])
+    assert with_mask is not None and (with_mask.mask & hole).sum() < 0.2 * hole.sum(), (with_mask.mask & hole).sum()
+    artifact("cutout_mask_prior.json").write_text(str(results))
+    assert all(after >= 0.9 for _, after in results.values()), results
+    assert all(after >= before - 0.01 for before, after in results.values()), results

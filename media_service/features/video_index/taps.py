@@ -30,7 +30,6 @@ from media_service.errors import BadRequest, Conflict, InvalidMedia
 from media_service.features.products.service import (
     cached_catalog_detector,
     catalog_entries,
-    catalog_fingerprint,
     product_card,
     products_by_sku,
 )
@@ -44,8 +43,10 @@ from media_service.features.video_index.service import (
     tap_cutouts_prefix,
 )
 from media_service.media.detection.cutout import CutOut, cut_out, encode_png
-from media_service.media.detection.detections import CANDIDATES, POLYGON, Detections
+from media_service.media.detection.detections import CANDIDATES, MASK_PRIOR, POLYGON, Detections
 from media_service.media.detection.frames import VideoGeometry, decode_frame_at
+from media_service.media.detection.taps import detect_around, detection_under, is_certain
+from media_service.media.detection.tracking import is_certain_track
 from media_service.models import Asset, ProductTrack, VideoIndex
 from media_service.storage import Storage
 from media_service.web.files import signed_url
@@ -166,11 +167,8 @@ class TapService:
                 return self._empty(video_id, tap, "the merchant hid the product found here")
             if found is not None:
                 return self._respond(asset, video_id, tap, **found)
-            if tap.point is not None and index.detector == "catalog" \
-                    and index.catalog_fingerprint == catalog_fingerprint(entries):
-                # The index ran this detector with this catalog on this very frame: a point tap with no
-                # track under it has nothing to find. A lasso (a deliberate circle) still gets a look.
-                return self._empty(video_id, tap, "no product of the catalog at this place and time")
+            # No track under the tap: the index may have missed a small product (it searches whole frames at
+            # a small working size), so a point tap, like a lasso, gets a closer look on demand.
         if index is None and entries and self.settings["TAP_AUTO_INDEX"]:
             self._queue_index(asset)
         if self.settings["TAP_ON_DEMAND"] and entries:
@@ -192,7 +190,7 @@ class TapService:
     def _empty(video_id: str, tap: Tap, reason: str, **known: Any) -> dict[str, Any]:
         return {"video_id": video_id, "tap": tap.as_dict(), "hit": False, "source": None, "product": None,
                 "candidates": [], "box": None, "cutout": None, "track_id": None, "frame_t": None, "cart": None,
-                **known, "reason": reason}
+                "confidence": None, "uncertain": False, **known, "reason": reason}
 
     # -- hits on tracks: storage reads only
 
@@ -224,8 +222,9 @@ class TapService:
             if sku and all(sku != c[0] for c in candidates):
                 candidates.append((sku, round(other.sku_confidence * 0.5, 4)))
         cutout = self._track_cutout(index, track, sample)
+        certain = track.state == "confirmed" or is_certain_track(track.sku, track.samples)
         return {"source": "track", "candidates": candidates, "box": box, "cutout": cutout, "track_id": track.id,
-                "frame_t": sample["t"]}
+                "frame_t": sample["t"], "certain": certain}
 
     def _track_cutout(self, index: VideoIndex, track: ProductTrack, sample: Mapping[str, Any]) -> dict[str, Any] | None:
         """A signed URL that renders the cut-out when first fetched (the tap itself stays a lookup)."""
@@ -276,19 +275,25 @@ class TapService:
         frame, frame_t = located
         height, width = frame.shape[:2]
         detector = cached_catalog_detector(self.storage, self.settings, self.merchant_id, entries)
-        detections = detector.detect(frame)
-        best = self._best_detection(detections, tap, width, height)
+        if tap.point is not None:  # around the finger, at a higher resolution than the whole frame
+            point = (tap.point[0] * width, tap.point[1] * height)
+            detections = detect_around(detector, frame, point)
+            best = detection_under(detections, point, tolerance=POINT_TOLERANCE * max(width, height))
+        else:
+            detections = detector.detect(frame)
+            best = self._best_detection(detections, tap, width, height)
         if best is None:
             return None
         box = detections.xyxy[best]
         prior = detections.data[POLYGON][best] if POLYGON in detections.data else None
         lasso = tap.polygon * [width, height] if tap.polygon is not None else None
-        cut = cut_out(frame, box=None if lasso is not None else box, lasso=lasso, prior=prior)
+        mask_prior = detections.data[MASK_PRIOR][best] if MASK_PRIOR in detections.data else None
+        cut = cut_out(frame, box=None if lasso is not None else box, lasso=lasso, prior=prior, mask_prior=mask_prior)
         cutout = self._store_cutout(asset, tap, cut, width, height) if cut is not None else None
         candidates = [(str(s), float(v)) for s, v in detections.data[CANDIDATES][best]] \
             if CANDIDATES in detections.data else [(detections.skus[best], float(detections.confidence[best]))]
         return {"source": "on_demand", "candidates": candidates, "box": box / [width, height, width, height],
-                "cutout": cutout, "track_id": None, "frame_t": frame_t}
+                "cutout": cutout, "track_id": None, "frame_t": frame_t, "certain": is_certain(detections, best)}
 
     @staticmethod
     def _best_detection(detections: Detections, tap: Tap, width: int, height: int) -> int | None:
@@ -316,7 +321,10 @@ class TapService:
 
     def _respond(self, asset: Asset, video_id: str, tap: Tap, *, source: str, candidates: list[tuple[str, float]],
                  box: np.ndarray, cutout: dict[str, Any] | None, track_id: str | None,
-                 frame_t: float) -> dict[str, Any]:
+                 frame_t: float, certain: bool = True) -> dict[str, Any]:
+        """The answer with a product. When the SKU is not certain (variants of one design, a view the catalog
+        lacks), ``product`` is None, ``uncertain`` is true and ``candidates`` are offered to choose from: a
+        wrong product in a shopper's cart is worse than a question."""
         products = products_by_sku(self.session, self.merchant_id, [sku for sku, _ in candidates if sku])
         offered = [(sku, score) for sku, score in candidates if sku in products]
         if not offered:  # detected SKUs that left the catalog since
@@ -326,6 +334,8 @@ class TapService:
                  for sku, score in offered]
         cart = cart_token(self.settings["SECRET_KEY"], self.merchant_id, asset.id, [sku for sku, _ in offered],
                            tap.t, track_id, int(self.settings["CART_TOKEN_SECONDS"]))
-        return {"video_id": video_id, "tap": tap.as_dict(), "hit": True, "source": source, "product": cards[0],
-                "candidates": cards, "box": [round(float(v), 5) for v in box], "cutout": cutout,
-                "track_id": track_id, "frame_t": round(float(frame_t), 3), "cart": cart, "reason": None}
+        return {"video_id": video_id, "tap": tap.as_dict(), "hit": True, "source": source,
+                "product": cards[0] if certain else None, "candidates": cards, "box": [round(float(v), 5) for v in box],
+                "cutout": cutout, "track_id": track_id, "frame_t": round(float(frame_t), 3), "cart": cart,
+                "confidence": cards[0]["score"], "uncertain": not certain,
+                "reason": None if certain else "not sure which product this is: choose one of the candidates"}

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,17 @@ import cv2
 import numpy as np
 
 from media_service.media.detection.base import DetectionError, Detector, check_frame
-from media_service.media.detection.detections import CANDIDATES, POLYGON, SKU, Detections, _as_object_array, box_iou
+from media_service.media.detection.detections import (
+    CANDIDATES,
+    CERTAIN,
+    MASK_PRIOR,
+    POLYGON,
+    SKU,
+    Detections,
+    MaskPrior,
+    _as_object_array,
+    box_iou,
+)
 
 FEATURE_VERSION = 1
 FEATURE_KINDS = ("sift", "orb")
@@ -217,6 +227,7 @@ class _Photo:
     product_gray: np.ndarray  # their normalised grey values
     product_chroma: np.ndarray  # (n, 2) their Lab a*, b*
     colourfulness: float  # mean |a*| + |b*| (8-bit Lab) of the product: how much its colour can tell
+    small_lab: np.ndarray  # (hs, ws, 3) float32 Lab of the colour copy, for the colour contest between SKUs
 
 
 @dataclass
@@ -232,6 +243,11 @@ class Hypothesis:
     colour: float
     score: float
     candidates: dict[str, float] = field(default_factory=dict)
+    rivals: list[Hypothesis] = field(default_factory=list)  # other SKUs' hypotheses at this place, best first
+    certain: bool = True  # the SKU is sure; False: a close call (offer the candidates, claim none)
+    doubt: str | None = None  # why the SKU is not certain
+    refined: bool = False  # dense alignment was tried on it
+    placement: Any = None  # the _Placement it was verified from
 
 
 class CatalogMatcher:
@@ -379,7 +395,7 @@ def _prepare_photo(sku: str, features: ProductPhotoFeatures) -> _Photo:
                   small_inside=inside.astype(np.uint8), small_scale=small_scale, small_corners=corners,
                   product_pixels=product_pixels,
                   product_gray=normalised.reshape(-1)[product_pixels],
-                  product_chroma=lab.reshape(-1, 3)[product_pixels, 1:], colourfulness=colourfulness)
+                  product_chroma=lab.reshape(-1, 3)[product_pixels, 1:], colourfulness=colourfulness, small_lab=lab)
 
 
 def _first_true(mask: np.ndarray) -> np.ndarray:
@@ -458,23 +474,30 @@ class CatalogDetector(Detector):
         scale = min(1.0, self.config.max_side / max(h, w))
         work = cv2.resize(frame, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) \
             if scale < 1.0 else frame
-        kept = [hyp for hyp in resolve_overlaps(self.hypotheses(work), min_score=self.config.min_score)
-                if hyp.score >= self.config.min_score]
+        hypotheses, views = self._hypotheses(work)
+        kept = [decide(hyp, self.matcher.photos, views, align=lambda h, r, v=views: self._aligned(h, v, r),
+                       rank=lambda h, r, v=views: self._looks_transferred(h, r, v))
+                for hyp in resolve_overlaps(hypotheses, min_score=self.config.min_score)
+                if hyp.score >= self.config.min_score and views is not None]
         detections = self._to_detections(kept)
         return detections.scaled(1 / scale, 1 / scale) if scale < 1.0 else detections
 
     def hypotheses(self, work: np.ndarray) -> list[Hypothesis]:
         """Every verified (photo, instance) placement in a frame already at working size."""
+        return self._hypotheses(work)[0]
+
+    def _hypotheses(self, work: np.ndarray) -> tuple[list[Hypothesis], _FrameViews | None]:
+        """The hypotheses and the frame views they were verified on (None when nothing matched)."""
         cfg = self.config
         gray = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY)
         keypoints, descriptors = self.extractor.detectAndCompute(gray, None)
         if descriptors is None or len(keypoints) < cfg.min_matches:
-            return []
+            return [], None
         frame_keypoints = _keypoint_array(keypoints)
         indices, distances = self.matcher.knn(descriptors, cfg.neighbours)
         queries, matched, ratios = self.matcher.ratio_matches(indices, distances, cfg.ratio)
         if len(queries) == 0:
-            return []
+            return [], None
         photo_of = self.matcher.owner[matched]
         frame = _FrameViews(gray=gray.astype(np.float32),
                             gray_lab=np.dstack([gray, cv2.cvtColor(work, cv2.COLOR_BGR2LAB)]).astype(np.float32))
@@ -489,7 +512,7 @@ class CatalogDetector(Detector):
             src = photo.features.keypoints[matched[rows] - self.matcher.offsets[photo_id]]
             dst = frame_keypoints[queries[rows]]
             placements += self._placements(int(photo_id), photo, src, dst, frame)
-        return self._confirm(placements, frame)
+        return self._confirm(placements, frame), frame
 
     def _placements(self, photo_id: int, photo: _Photo, src: np.ndarray, dst: np.ndarray,
                     frame: _FrameViews) -> list[_Placement]:
@@ -560,7 +583,46 @@ class CatalogDetector(Detector):
             return None
         return Hypothesis(photo=placement.photo, sku=photo.sku, homography=homography,
                           polygon=polygon.astype(np.float32), box=box, inliers=placement.support, colour=similarity,
-                          score=placement_score(similarity, placement.support))
+                          score=placement_score(similarity, placement.support), refined=refine, placement=placement)
+
+    def _transferred(self, hypothesis: Hypothesis, reference: Hypothesis) -> np.ndarray:
+        """``hypothesis``'s photo placed where ``reference``'s photo is, scaled to it (variants are shot alike)."""
+        mine = self.matcher.photos[hypothesis.photo].features.size
+        theirs = self.matcher.photos[reference.photo].features.size
+        return reference.homography @ np.diag([theirs[0] / mine[0], theirs[1] / mine[1], 1.0])
+
+    def _looks_transferred(self, hypothesis: Hypothesis, reference: Hypothesis, frame: _FrameViews) -> float:
+        """Quick similarity of ``hypothesis``'s photo at ``reference``'s place (no alignment): ranks rivals."""
+        looks = appearance(self.matcher.photos[hypothesis.photo], self._transferred(hypothesis, reference), frame)
+        return max(hypothesis.colour, looks.similarity if looks is not None else 0.0)
+
+    def _aligned(self, hypothesis: Hypothesis, frame: _FrameViews, reference: Hypothesis | None = None) -> Hypothesis:
+        """``hypothesis`` densely aligned if it was not yet (a runner-up skips that while scores are ranked;
+        a colour contest between two SKUs needs both well placed).
+
+        With a ``reference`` (the leading hypothesis at the place), the photo is also tried where the
+        reference's photo is, scaled to it: variants of one design are shot alike, and a variant whose own
+        matches sit on a shared logo is often placed badly from them alone. The better-looking placement wins.
+        """
+        if hypothesis.placement is None or not self.config.refine:
+            return hypothesis
+        options = [hypothesis]
+        if not hypothesis.refined:
+            again = self._verify(hypothesis.placement, frame, refine=True)
+            options.append(again if again is not None else hypothesis)
+        if reference is not None and reference.photo != hypothesis.photo:
+            moved = self._transferred(hypothesis, reference)
+            looks = appearance(self.matcher.photos[hypothesis.photo], moved, frame)
+            if looks is not None:
+                placement = _Placement(photo=hypothesis.photo, homography=moved, box=reference.box,
+                                       support=hypothesis.inliers, appearance=looks)
+                again = self._verify(placement, frame, refine=True)
+                if again is not None:
+                    options.append(again)
+        best = max(options, key=lambda h: h.colour)
+        best.refined = True
+        best.candidates, best.rivals = hypothesis.candidates, hypothesis.rivals
+        return best
 
     def _to_detections(self, kept: Sequence[Hypothesis]) -> Detections:
         if not kept:
@@ -572,6 +634,9 @@ class CatalogDetector(Detector):
             data={SKU: _as_object_array([h.sku for h in kept]),
                   POLYGON: _as_object_array([h.polygon for h in kept]),
                   CANDIDATES: _as_object_array([sorted(h.candidates.items(), key=lambda kv: (kv[0] != h.sku, -kv[1]))
+                                                for h in kept]),
+                  CERTAIN: np.array([h.certain for h in kept], bool),
+                  MASK_PRIOR: _as_object_array([MaskPrior(self.matcher.photos[h.photo].features.alpha, h.homography)
                                                 for h in kept])},
         )
 
@@ -595,7 +660,8 @@ class _FrameViews:
 def _with_sku_data(detections: Detections) -> Detections:
     empty = _as_object_array([])
     return Detections(xyxy=detections.xyxy, confidence=detections.confidence, class_id=detections.class_id,
-                      data={SKU: empty, POLYGON: empty.copy(), CANDIDATES: empty.copy()})
+                      data={SKU: empty, POLYGON: empty.copy(), CANDIDATES: empty.copy(),
+                            CERTAIN: np.zeros(0, bool), MASK_PRIOR: empty.copy()})
 
 
 def similarity_consensus(src: np.ndarray, dst: np.ndarray, diagonal: float, *, position_tolerance: float = 0.12,
@@ -792,9 +858,11 @@ def resolve_overlaps(hypotheses: Sequence[Hypothesis], *, min_score: float, iou:
         if hyp.sku != winner.sku and hyp.score >= min_score and _contained(winner.box, hyp.box) > containment:
             hyp.candidates = {hyp.sku: round(hyp.score, 4)} | {sku: score for sku, score in winner.candidates.items()
                                                                 if sku != hyp.sku}
+            hyp.rivals = [r for r in [winner, *winner.rivals] if r.sku != hyp.sku]
             kept[place] = hyp
         elif hyp.sku not in winner.candidates:
             winner.candidates[hyp.sku] = round(hyp.score, 4)
+            winner.rivals.append(hyp)
     return kept
 
 
@@ -810,3 +878,176 @@ def _contained(inner: np.ndarray, outer: np.ndarray) -> float:
     inter = max(0.0, ix1 - ix0) * max(0.0, iy1 - iy0)
     area = (inner[2] - inner[0]) * (inner[3] - inner[1])
     return float(inter / area) if area > 0 else 0.0
+
+
+# ------------------------------------------------------------------------------ which SKU, and how sure
+
+RIVAL_LOOKS = 0.7  # a rival whose photo looks less than this share as alike as the leader's is no contender
+CONTEST_MARGIN = 0.25  # share of the telling pixels by which one SKU must beat another to be certain
+TELLING_DIFFERENCE = 30.0  # Lab distance (8-bit, L at half weight) from which two photos differ at a pixel
+AGREEMENT = 22.0  # Lab distance under which the frame matches a photo at a pixel
+EDGE_DIFFERENCE = 12.0  # Lab distance (L at half weight) of the median colours in and out of an outline's edge
+LIGHTNESS_RATIO = 1.8  # how much lighter or darker than its photo a product may look and still be certain
+
+
+def _lab_distance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-pixel distance of two (..., 3) Lab arrays: chroma fully, lightness at half weight (light changes)."""
+    return 0.5 * np.abs(x[..., 0] - y[..., 0]) + np.abs(x[..., 1] - y[..., 1]) + np.abs(x[..., 2] - y[..., 2])
+
+
+def _frame_on(photo: _Photo, homography: np.ndarray, frame: _FrameViews) -> tuple[np.ndarray, np.ndarray]:
+    """The frame's Lab warped onto the photo's colour copy and where the frame was seen."""
+    size = (photo.small_alpha.shape[1], photo.small_alpha.shape[0])
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    warped = cv2.warpPerspective(frame.gray_lab, _to_small(photo, homography), size, flags=flags,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=(-1, -1, -1, -1))
+    return warped[:, :, 1:], warped[:, :, 0] >= 0
+
+
+def _votes_on(a: _Photo, a_h: np.ndarray, b: _Photo, b_h: np.ndarray, frame: _FrameViews) -> tuple[int, int]:
+    """Pixels of photo ``a`` (placed by ``a_h``) that speak for ``a`` and for ``b`` (placed by ``b_h``).
+
+    Where both photos cover the product and differ (a red sleeve against a blue one, one print against
+    another), the frame votes for the photo it is nearer to. Where only ``a`` covers it, the frame
+    votes for ``a`` when it matches ``a`` and against it when not (``a`` claims a product larger than
+    the one there). Pixels where the photos agree say nothing. Lightness is compared after a gain
+    fitted on the pixels where the photos agree (a darker scene is not a darker product).
+    """
+    seen_lab, seen = _frame_on(a, a_h, frame)
+    size = (a.small_alpha.shape[1], a.small_alpha.shape[0])
+    a_to_b = np.linalg.inv(_to_small(b, b_h)) @ _to_small(a, a_h)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    b_lab = cv2.warpPerspective(b.small_lab, a_to_b, size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
+    b_inside = cv2.warpPerspective(b.small_alpha, a_to_b, size, flags=flags, borderMode=cv2.BORDER_CONSTANT) > 160
+    inside = (a.small_inside > 0) & seen
+    both = inside & b_inside
+    differ = _lab_distance(a.small_lab, b_lab) > TELLING_DIFFERENCE
+    agree = both & ~differ
+    gain = 1.0
+    if agree.sum() >= 20:
+        gain = float(np.clip(np.median(seen_lab[agree][:, 0] + 8.0) / (np.median(a.small_lab[agree][:, 0]) + 8.0),
+                             0.6, 1.6))
+    a_lab = a.small_lab.copy()
+    a_lab[..., 0] *= gain
+    b_lab[..., 0] *= gain
+    error_a = _lab_distance(seen_lab, a_lab)
+    error_b = _lab_distance(seen_lab, b_lab)
+    telling = both & differ
+    for_a = int((telling & (error_a + 8.0 < error_b)).sum())
+    for_b = int((telling & (error_b + 8.0 < error_a)).sum())
+    only_a = inside & ~b_inside
+    for_a += int((only_a & (error_a < AGREEMENT)).sum())
+    for_b += int((only_a & (error_a > 2 * AGREEMENT)).sum())
+    return for_a, for_b
+
+
+def colour_contest(a: Hypothesis, b: Hypothesis, photos: Sequence[_Photo], frame: _FrameViews) -> float:
+    """-1..1: how clearly the frame is product ``a`` rather than ``b`` (both placed where they were found),
+    on the pixels that tell the two apart, seen from each photo; 0 when nothing tells them apart."""
+    pa, pb = photos[a.photo], photos[b.photo]
+    a1, b1 = _votes_on(pa, a.homography, pb, b.homography, frame)
+    b2, a2 = _votes_on(pb, b.homography, pa, a.homography, frame)
+    total = a1 + b1 + a2 + b2
+    if total < 12:  # a handful of pixels: the photos are the same product as far as this frame shows
+        return 0.0
+    return (a1 + a2 - b1 - b2) / total
+
+
+def decide(hypothesis: Hypothesis, photos: Sequence[_Photo], frame: _FrameViews, *, margin: float = CONTEST_MARGIN,
+           contenders: int = 3, align: Callable[[Hypothesis, Hypothesis | None], Hypothesis] = lambda h, r: h,
+           rank: Callable[[Hypothesis, Hypothesis], float] = lambda h, r: h.colour) -> Hypothesis:
+    """The SKU at one place, by colour contests between the best hypotheses of each SKU there, and whether
+    it is certain: it must beat every contender by ``margin``. Scores decide the order of the contests
+    only; a product whose keypoints (a shared logo) match several SKUs equally is told by its colours."""
+    if not hypothesis.rivals:
+        return _checked(hypothesis, photos, frame, contested=False)
+    looks = {id(r): rank(r, hypothesis) for r in hypothesis.rivals}
+    ranked = sorted((r for r in hypothesis.rivals if looks[id(r)] >= RIVAL_LOOKS * hypothesis.colour),
+                    key=lambda r: -looks[id(r)])
+    if not ranked:
+        return _checked(hypothesis, photos, frame, contested=False)
+    hypothesis = align(hypothesis, None)
+    rivals = [align(r, hypothesis) for r in ranked[:contenders]]
+    rivals = [r for r in rivals if r.score >= 0.6 * hypothesis.score and same_place(r.box, hypothesis.box)]
+    if not rivals:
+        return _checked(hypothesis, photos, frame, contested=False)
+    champion = hypothesis
+    for rival in rivals:
+        if colour_contest(rival, champion, photos, frame) > margin:
+            champion = rival
+    others = [h for h in [hypothesis, *rivals] if h is not champion]
+    certain = all(colour_contest(champion, other, photos, frame) > margin for other in others)
+    if champion is not hypothesis:
+        champion.candidates = {champion.sku: round(champion.score, 4)} | {
+            sku: score for sku, score in hypothesis.candidates.items() if sku != champion.sku}
+        champion.rivals = others
+    return _checked(champion, photos, frame, contested=not certain)
+
+
+def _checked(hypothesis: Hypothesis, photos: Sequence[_Photo], frame: _FrameViews, *, contested: bool) -> Hypothesis:
+    """Sets ``certain`` and, when it is not, ``doubt``: why (the first failed check)."""
+    if contested:
+        hypothesis.doubt = "a rival SKU looks as alike"
+    elif not lightness_agrees(hypothesis, photos, frame):
+        hypothesis.doubt = "lighter or darker than its photo"
+    elif not has_own_edge(hypothesis, frame):
+        hypothesis.doubt = "its outline is no edge in the frame"
+    hypothesis.certain = hypothesis.doubt is None
+    return hypothesis
+
+
+def has_own_edge(hypothesis: Hypothesis, frame: _FrameViews, *, sectors: int = 12, min_share: float = 0.34) -> bool:
+    """The product's outline is an edge in the frame along at least ``min_share`` of its way round.
+
+    A sticker's photo also matches the same print on a hoodie, and a logo product the logo on a shirt:
+    there the outline runs through one continuous surface, the colour just inside it continuing just
+    outside. A real object of that outline stands out from what is behind it along most of its edge.
+    Inner and outer bands are compared (mean Lab) per angular sector around the centre.
+    """
+    frame_h, frame_w = frame.gray_lab.shape[:2]
+    x0, y0, x1, y1 = (int(v) for v in hypothesis.box)
+    size = max(x1 - x0, y1 - y0)
+    band = max(2, round(0.06 * size))
+    left, top = max(x0 - 2 * band, 0), max(y0 - 2 * band, 0)
+    right, bottom = min(x1 + 2 * band, frame_w), min(y1 + 2 * band, frame_h)
+    if right - left < 8 or bottom - top < 8:
+        return True
+    shape = (bottom - top, right - left)
+    inside = np.zeros(shape, np.uint8)
+    cv2.fillPoly(inside, [np.round(hypothesis.polygon - [left, top]).astype(np.int32).reshape(-1, 1, 2)], 1)
+    kernel = np.ones((2 * band + 1, 2 * band + 1), np.uint8)
+    inner = (inside > 0) & ~(cv2.erode(inside, kernel) > 0)
+    outer = (cv2.dilate(inside, kernel) > 0) & ~(inside > 0)
+    lab = frame.gray_lab[top:bottom, left:right, 1:].reshape(-1, 3)
+    ys, xs = np.mgrid[0:shape[0], 0:shape[1]]
+    centre = hypothesis.polygon.mean(axis=0) - [left, top]
+    sector = ((np.arctan2(ys - centre[1], xs - centre[0]) + np.pi) / (2 * np.pi) * sectors).astype(int) % sectors
+    sector = sector.reshape(-1)
+
+    def band_means(band_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.flatnonzero(band_mask.reshape(-1))
+        counts = np.bincount(sector[rows], minlength=sectors)
+        sums = np.stack([np.bincount(sector[rows], weights=lab[rows, c], minlength=sectors) for c in range(3)], 1)
+        return sums / np.maximum(counts, 1)[:, None], counts
+
+    inner_mean, inner_count = band_means(inner)
+    outer_mean, outer_count = band_means(outer)
+    valid = (inner_count >= 4) & (outer_count >= 4)  # elsewhere the outline leaves the frame
+    difference = np.abs(inner_mean - outer_mean)
+    edge = 0.5 * difference[:, 0] + difference[:, 1] + difference[:, 2] > EDGE_DIFFERENCE
+    counted, edges = int(valid.sum()), int((edge & valid).sum())
+    return counted == 0 or edges >= min_share * counted
+
+
+def lightness_agrees(hypothesis: Hypothesis, photos: Sequence[_Photo], frame: _FrameViews,
+                     limit: float = LIGHTNESS_RATIO) -> bool:
+    """The product in the frame is about as light as its photo (median L*, up to ``limit`` times lighter or
+    darker: scene light and exposure). Grey and black share their chroma and grey pattern: a grey cap the
+    catalog does not have would otherwise be its black cap."""
+    photo = photos[hypothesis.photo]
+    seen_lab, seen = _frame_on(photo, hypothesis.homography, frame)
+    inside = (photo.small_inside > 0) & seen
+    if inside.sum() < 20:
+        return False
+    ratio = (float(np.median(seen_lab[inside][:, 0])) + 12.0) / (float(np.median(photo.small_lab[inside][:, 0])) + 12.0)
+    return 1.0 / limit <= ratio <= limit

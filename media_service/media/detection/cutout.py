@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from media_service.media.detection.detections import MaskPrior
+
 
 @dataclass
 class CutOut:
@@ -55,12 +57,15 @@ def _box_polygon(box: np.ndarray) -> np.ndarray:
 
 
 def cut_out(frame: np.ndarray, *, box: np.ndarray | None = None, lasso: np.ndarray | None = None,
-            prior: np.ndarray | None = None, iterations: int = 3, work_side: int = 200,
-            margin: float = 0.12) -> CutOut | None:
+            prior: np.ndarray | None = None, mask_prior: MaskPrior | None = None, iterations: int = 3,
+            work_side: int = 200, margin: float = 0.12) -> CutOut | None:
     """Cut a product out of ``frame`` (BGR). All shapes are in frame pixels.
 
     ``box`` (xyxy) and/or ``lasso`` (polygon the shopper drew) bound the product; ``prior`` is an outline
-    believed to be the product (a detection's polygon). Returns None when nothing is left.
+    believed to be the product (a detection's polygon). ``mask_prior`` is the catalog photo's mask placed
+    in the frame: its core is certainly product, and what lies clearly outside it (beyond the placement's
+    error) is certainly background, holes included, such as the scene seen through a tote's handles or a
+    car of the cap's colour beside it. Returns None when nothing is left.
     """
     constraint = lasso if lasso is not None else (_box_polygon(box) if box is not None else None)
     if constraint is None and prior is None:
@@ -87,11 +92,14 @@ def cut_out(frame: np.ndarray, *, box: np.ndarray | None = None, lasso: np.ndarr
                                      np.ptp(np.nonzero(prior_mask)[1]) if prior_mask.any() else 0)))
         core = cv2.erode(prior_mask.astype(np.uint8), np.ones((2 * size + 1, 2 * size + 1), np.uint8)) > 0
         seeds[core] = cv2.GC_FGD
+    if mask_prior is not None:
+        _seed_from_mask(seeds, mask_prior.render(shape, (x0, y0), scale) > 0.5, inside)
     if not np.any(np.isin(seeds, (cv2.GC_BGD, cv2.GC_PR_BGD))):
         seeds[[0, -1], :] = cv2.GC_PR_BGD  # product fills the region: GrabCut still needs background samples
         seeds[:, [0, -1]] = cv2.GC_PR_BGD
-    fallback = np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)) if prior is None else \
+    fallback = np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD)) if prior is None or mask_prior is not None else \
         _polygon_mask(shape, prior, (x0, y0), scale) & inside
+    known_background = seeds == cv2.GC_BGD
     try:
         background_model = np.zeros((1, 65), np.float64)
         foreground_model = np.zeros((1, 65), np.float64)
@@ -99,7 +107,7 @@ def cut_out(frame: np.ndarray, *, box: np.ndarray | None = None, lasso: np.ndarr
         foreground = np.isin(seeds, (cv2.GC_FGD, cv2.GC_PR_FGD))
     except cv2.error:  # degenerate colour models (a flat region): fall back to the seeds
         foreground = fallback
-    foreground = _clean(foreground)
+    foreground = _clean(foreground, known_background if mask_prior is not None else None)
     if not foreground.any():
         foreground = fallback
         if not foreground.any():
@@ -119,8 +127,28 @@ def cut_out(frame: np.ndarray, *, box: np.ndarray | None = None, lasso: np.ndarr
     return CutOut(rgba=np.ascontiguousarray(rgba), box=(bx0, by0, bx1, by1), mask=mask)
 
 
-def _clean(foreground: np.ndarray) -> np.ndarray:
-    """Drop specks and fill holes: the largest region, plus regions at least a fifth of its size."""
+def _seed_from_mask(seeds: np.ndarray, product: np.ndarray, inside: np.ndarray) -> None:
+    """GrabCut seeds (in place) from a placed photo mask: its core is product, its rim probably product,
+    a band around it (the placement's error) probably background, and everything beyond certainly not."""
+    if not product.any():
+        return
+    ys, xs = np.nonzero(product)
+    size = max(int(np.ptp(xs)), int(np.ptp(ys)), 1)
+    slack = max(2, round(0.035 * size))
+    kernel = np.ones((2 * slack + 1, 2 * slack + 1), np.uint8)
+    core = cv2.erode(product.astype(np.uint8), kernel) > 0
+    near = cv2.dilate(product.astype(np.uint8), kernel) > 0
+    seeds[:] = cv2.GC_BGD
+    seeds[near & inside] = cv2.GC_PR_BGD
+    seeds[product & inside] = cv2.GC_PR_FGD
+    seeds[core & inside] = cv2.GC_FGD
+
+
+def _clean(foreground: np.ndarray, keep_out: np.ndarray | None = None) -> np.ndarray:
+    """Drop specks and fill holes: the largest region, plus regions at least a fifth of its size.
+
+    A hole that holds pixels of ``keep_out`` (known background) stays a hole.
+    """
     binary = foreground.astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     if count <= 1:
@@ -132,6 +160,10 @@ def _clean(foreground: np.ndarray) -> np.ndarray:
     flood = padded.copy()
     cv2.floodFill(flood, np.zeros((padded.shape[0] + 2, padded.shape[1] + 2), np.uint8), (0, 0), 1)
     holes = flood[1:-1, 1:-1] == 0
+    if keep_out is not None and holes.any():
+        _, labels = cv2.connectedComponents(holes.astype(np.uint8), connectivity=4)
+        open_holes = np.unique(labels[holes & keep_out])
+        holes &= ~np.isin(labels, open_holes[open_holes > 0])
     return (kept > 0) | holes
 
 

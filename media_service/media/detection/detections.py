@@ -19,6 +19,36 @@ import numpy as np
 SKU = "sku"
 POLYGON = "polygon"
 CANDIDATES = "candidates"
+CERTAIN = "certain"  # bool per detection: the SKU is sure (False: a close call between candidates)
+MASK_PRIOR = "mask_prior"  # MaskPrior per detection (or None): the product's photo mask and where it lies
+
+
+@dataclass(frozen=True)
+class MaskPrior:
+    """The catalog photo's product mask and the homography that places it in the frame (photo -> frame pixels).
+
+    Holds the photo's mask by reference and warps it only when a cut-out asks (``render``): the mask keeps
+    what an outline loses, such as the background seen through a tote's handles.
+    """
+
+    alpha: np.ndarray  # (h, w) uint8 product mask of the photo
+    homography: np.ndarray  # 3x3 float64, photo pixels -> frame pixels
+
+    def scaled(self, sx: float, sy: float) -> MaskPrior:
+        return MaskPrior(self.alpha, np.diag([sx, sy, 1.0]) @ self.homography)
+
+    def shifted(self, dx: float, dy: float) -> MaskPrior:
+        return MaskPrior(self.alpha, np.array([[1.0, 0, dx], [0, 1.0, dy], [0, 0, 1.0]]) @ self.homography)
+
+    def render(self, shape: tuple[int, int], offset: tuple[float, float] = (0, 0), scale: float = 1.0) -> np.ndarray:
+        """The mask (float32 0..1) on a grid of ``shape`` whose pixel (0, 0) is frame pixel ``offset`` and whose
+        pixels are 1 / ``scale`` frame pixels."""
+        import cv2
+
+        to_grid = np.diag([scale, scale, 1.0]) @ self.shifted(-offset[0], -offset[1]).homography
+        warped = cv2.warpPerspective(self.alpha, to_grid, (shape[1], shape[0]), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return warped.astype(np.float32) / 255.0
 
 
 def _as_object_array(values: Sequence[Any]) -> np.ndarray:
@@ -141,6 +171,8 @@ class Detections:
         if POLYGON in data:
             data[POLYGON] = _as_object_array([None if p is None else np.asarray(p, np.float32) * [sx, sy]
                                               for p in data[POLYGON]])
+        if MASK_PRIOR in data:
+            data[MASK_PRIOR] = _as_object_array([None if m is None else m.scaled(sx, sy) for m in data[MASK_PRIOR]])
         return Detections(xyxy=self.xyxy * np.array([sx, sy, sx, sy], np.float32), confidence=self.confidence,
                           class_id=self.class_id, mask=None, tracker_id=self.tracker_id, data=data)
 

@@ -15,7 +15,29 @@ from typing import Any
 
 import numpy as np
 
-from media_service.media.detection.detections import CANDIDATES, POLYGON, Detections, iou_matrix
+from media_service.media.detection.detections import CANDIDATES, CERTAIN, POLYGON, Detections, iou_matrix
+
+#: Share of a track's samples that must name its SKU with certainty for the track's SKU to be certain.
+CERTAIN_SHARE = 0.5
+
+
+def certain_share(sku: str | None, samples: Sequence[Any]) -> float:
+    """Share of ``samples`` (``TrackSample``s or their stored dicts) that name ``sku`` with certainty.
+
+    Stored samples of indexes made before detections carried certainty count as certain.
+    """
+    if not samples or sku is None:
+        return 0.0
+    def sure(sample: Any) -> bool:
+        if isinstance(sample, TrackSample):
+            return sample.certain and sample.sku == sku
+        return bool(sample.get("certain", True)) and sample.get("sku") == sku
+    return sum(sure(sample) for sample in samples) / len(samples)
+
+
+def is_certain_track(sku: str | None, samples: Sequence[Any]) -> bool:
+    """Whether a track's SKU is sure enough to answer a tap with it alone (else: offer the candidates)."""
+    return certain_share(sku, samples) >= CERTAIN_SHARE
 
 
 @dataclass
@@ -29,6 +51,7 @@ class TrackSample:
     sku: str | None
     polygon: np.ndarray | None = None
     candidates: list[tuple[str, float]] = field(default_factory=list)
+    certain: bool = True  # the detection named its SKU with certainty
 
 
 @dataclass
@@ -63,6 +86,11 @@ class Track:
             return 0.0
         return float(self.votes[self.sku] / total * np.mean([s.score for s in self.samples]))  # type: ignore[index]
 
+    @property
+    def certain(self) -> bool:
+        """Enough of the samples name the track's SKU with certainty (see :func:`is_certain_track`)."""
+        return is_certain_track(self.sku, self.samples)
+
     def candidates(self, limit: int = 5) -> list[tuple[str, float]]:
         """SKUs with their share of the votes, best first (what a tap offers)."""
         total = sum(self.votes.values()) or 1.0
@@ -86,6 +114,8 @@ class Track:
         for sku, score in sample.candidates or ([(sample.sku, sample.score)] if sample.sku else []):
             # the detection's own SKU votes with its score; runners-up with theirs, so a close call stays visible
             weight = sample.score if sku == sample.sku else score * 0.5
+            if not sample.certain:  # a close call counts less than a sure answer
+                weight *= 0.5
             self.votes[sku] = self.votes.get(sku, 0.0) + weight
 
 
@@ -159,12 +189,14 @@ class ProductTracker:
     def _sample(detections: Detections, index: int, frame_index: int, t: float) -> TrackSample:
         polygons = detections.data.get(POLYGON)
         candidates = detections.data.get(CANDIDATES)
+        certain = detections.data.get(CERTAIN)
         polygon = polygons[index] if polygons is not None else None
         return TrackSample(frame_index=frame_index, t=t, xyxy=detections.xyxy[index].copy(),
                            score=float(detections.confidence[index]), sku=detections.skus[index],
                            polygon=None if polygon is None else np.asarray(polygon, np.float32),
                            candidates=[(str(s), float(v)) for s, v in (candidates[index] if candidates is not None
-                                                                       else [])])
+                                                                       else [])],
+                           certain=True if certain is None else bool(certain[index]))
 
     def finish(self) -> list[Track]:
         """All tracks with at least ``min_samples`` detections, in order of appearance."""
@@ -183,11 +215,12 @@ def track_to_record(track: Track, width: int, height: int) -> dict[str, Any]:
         "number": track.track_id,
         "sku": track.sku,
         "sku_confidence": round(track.sku_confidence, 4),
+        "certain": track.certain,
         "candidates": [[sku, score] for sku, score in track.candidates()],
         "start": round(track.start, 3),
         "end": round(track.end, 3),
         "samples": [{"frame": s.frame_index, "t": round(s.t, 3), "box": norm_box(s.xyxy), "score": round(s.score, 4),
-                     "sku": s.sku,
+                     "sku": s.sku, "certain": s.certain,
                      "cut": None if s.polygon is None or not len(s.polygon) else
                      norm_box(np.concatenate([s.polygon.min(axis=0), s.polygon.max(axis=0)])),
                      "polygon": None if s.polygon is None else
