@@ -50,9 +50,9 @@ from media_service.media.detection.catalog import (
 from media_service.media.detection.frames import VideoGeometry, prefetch, stream_frames
 from media_service.media_options import ingest_limits
 from tests.conftest import media
-from tests.products.evaluation import Score, contact_sheet, draw_boxes
-from tests.products.semireal import CATALOG_SKUS, load_photo, render_random_clips, truths_at
-from tests.products.validation_set import (
+from tests.support.products.evaluation import Score, contact_sheet, draw_boxes
+from tests.support.products.semireal import CATALOG_SKUS, load_photo, render_random_clips, truths_at
+from tests.support.products.validation_set import (
     VALIDATION_CATALOG,
     evaluate_validation,
     load_product_photo,

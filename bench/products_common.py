@@ -22,7 +22,7 @@ from media_service.media.detection.catalog import CatalogProduct, index_product_
 from media_service.media.ingest.images import configure_image_limits  # noqa: E402
 from media_service.media_options import ingest_limits  # noqa: E402
 from tests.conftest import media  # noqa: E402
-from tests.products.semireal import CATALOG_SKUS, Placement, Truth, load_photo, render_clip  # noqa: E402
+from tests.support.products.semireal import CATALOG_SKUS, Placement, Truth, load_photo, render_clip  # noqa: E402
 
 EXTRA_PRODUCTS = {
     "LOGO-MOVIEPY": "logos/moviepy_logo.png", "LOGO-PYTHON": "logos/python_logo.png",

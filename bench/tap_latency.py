@@ -35,8 +35,8 @@ from media_service import create_app
 from media_service.db import upgrade
 from media_service.jobs.worker import run_one
 from tests.conftest import add_merchant, make_test_config
-from tests.products.conftest import add_catalog
-from tests.products.semireal import Truth, truths_at
+from tests.support.products.semireal import Truth, truths_at
+from tests.support.products.shop import add_catalog
 
 FPS = 25.0
 

@@ -9,9 +9,9 @@ from flask import Flask
 from playwright.sync_api import Page
 
 from tests.conftest import LiveServer, MerchantCredentials, start_worker, stop_process, wait_for_job
-from tests.products.conftest import CLIP_FPS, SHOP_CLIP, add_catalog
-from tests.products.conftest import upload as upload_with_client
-from tests.products.semireal import render_clip, truths_at
+from tests.support.products.semireal import render_clip, truths_at
+from tests.support.products.shop import CLIP_FPS, SHOP_CLIP, add_catalog
+from tests.support.products.shop import upload as upload_with_client
 from tests.widget.conftest import HostSite, shot
 from tests.widget.test_widget_embed import host_page, mint
 

@@ -34,8 +34,8 @@ from tests.conftest import (
     stop_process,
 )
 from tests.features.console.conftest import PASSWORD
-from tests.products.conftest import add_catalog, shop_clip  # noqa: F401  (shop_clip is a fixture)
 from tests.support.cutting_proxy import CuttingProxy
+from tests.support.products.shop import add_catalog, shop_clip  # noqa: F401  (shop_clip is a fixture)
 from tests.widget.conftest import HostSite, browser, host_site  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

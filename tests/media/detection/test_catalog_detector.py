@@ -28,9 +28,9 @@ from media_service.media.detection.catalog import (
 )
 from media_service.media.detection.frames import VideoGeometry, stream_frames
 from media_service.media_options import ingest_limits
-from tests.products.conftest import CLIP_FPS, Clip, artifact
-from tests.products.evaluation import Score, draw_boxes
-from tests.products.semireal import load_photo, render_random_clips, truths_at
+from tests.support.products.evaluation import Score, draw_boxes
+from tests.support.products.semireal import load_photo, render_random_clips, truths_at
+from tests.support.products.shop import CLIP_FPS, Clip, artifact
 
 #: Random clips of this seed were never looked at while tuning the detector (2026 and 2027 were used;
 #: 3031 and 4049 are the benchmark's held-out seeds).
@@ -155,7 +155,7 @@ def test_an_empty_frame_and_a_foreign_scene_give_no_detections(catalog: list[Cat
     detector = CatalogDetector(catalog)
     assert len(detector.detect(np.full((360, 640, 3), 128, np.uint8))) == 0
     from tests.conftest import media
-    from tests.products.semireal import _decode
+    from tests.support.products.semireal import _decode
 
     for frame in _decode(media("video/bigbuckbunny.mp4"), (640, 360), 2.0, 4, 0.0):
         assert len(detector.detect(frame)) == 0
@@ -167,7 +167,7 @@ def test_an_empty_frame_and_a_foreign_scene_give_no_detections(catalog: list[Cat
 
 def test_two_instances_of_one_product_are_both_found(catalog: list[CatalogProduct]) -> None:
     from tests.conftest import media
-    from tests.products.semireal import Placement, _decode, destination_quad, paste
+    from tests.support.products.semireal import Placement, _decode, destination_quad, paste
 
     frame = _decode(media("video/flower.mp4"), (640, 360), 1.0, 1, 1.0)[0]
     photo = load_photo("solidus_notebook.png")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import service_env
-from tests.products.conftest import Clip
-from tests.products.semireal import photo_path
+from tests.support.products.semireal import photo_path
+from tests.support.products.shop import Clip
 
 pytestmark = pytest.mark.slow
 

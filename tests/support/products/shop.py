@@ -1,6 +1,7 @@
 """Fixtures of the product-extraction tests: settings, the indexed test catalog, semi-real clips, and a
 shop (app, merchants, catalog uploaded through the API, a video indexed by a real worker) shared by a
-module's API tests because indexing takes seconds."""
+module's API tests because indexing takes seconds. A pytest plugin (registered in ``tests/conftest.py``):
+the detection engine tests, the products and video-index feature tests and the widget tests share it."""
 
 from __future__ import annotations
 
@@ -21,8 +22,16 @@ from media_service.db import upgrade
 from media_service.media.detection.catalog import CatalogProduct, index_product_photo
 from media_service.media.ingest.images import configure_image_limits
 from media_service.media_options import ingest_limits
-from tests.conftest import MerchantCredentials, add_merchant, make_test_config, start_worker, stop_process, wait_for_job
-from tests.products.semireal import (
+from tests.conftest import (
+    REPO,
+    MerchantCredentials,
+    add_merchant,
+    make_test_config,
+    start_worker,
+    stop_process,
+    wait_for_job,
+)
+from tests.support.products.semireal import (
     CATALOG_SKUS,
     EVALUATION_CLIPS,
     Placement,
@@ -32,7 +41,7 @@ from tests.products.semireal import (
     render_clip,
 )
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "products"
+ARTIFACTS = REPO / "test-artifacts" / "products"
 CLIP_FPS = 12.0
 
 #: The clip the API tests index: two products moving over real footage (known boxes in every frame).

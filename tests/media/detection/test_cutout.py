@@ -11,8 +11,8 @@ from PIL import Image
 
 from media_service.media.detection.catalog import CatalogDetector, CatalogProduct
 from media_service.media.detection.cutout import cut_out, encode_png, mask_to_polygon, render_cutout
-from tests.products.conftest import artifact
-from tests.products.semireal import EVALUATION_CLIPS, _decode, render_clip
+from tests.support.products.semireal import EVALUATION_CLIPS, _decode, render_clip
+from tests.support.products.shop import artifact
 
 
 def _ellipse(box: tuple[float, ...], grow: float = 1.25) -> np.ndarray:
@@ -100,7 +100,7 @@ def test_artifacts_folder_is_ignored_by_git() -> None:
 def _scene_with_neighbour(catalog: list[CatalogProduct]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """A real frame with the tote (its handles leave a hole) and the red cap pressed against the red notebook."""
     from tests.conftest import media
-    from tests.products.semireal import Placement, destination_quad, load_photo, paste
+    from tests.support.products.semireal import Placement, destination_quad, load_photo, paste
 
     frame = _decode(media("video/bottle-detection.mp4"), (960, 540), 4.0, 1, 3.0)[0]
     truths = {}

@@ -19,7 +19,7 @@ from media_service.media.detection.model_files import check_manifest
 from media_service.media.detection.torchvision import TorchvisionDetector
 from media_service.media.detection.training import SceneSynthesizer, TrainingConfig, save_detector, train_detector
 from tests.conftest import media
-from tests.products.semireal import _decode, load_photo
+from tests.support.products.semireal import _decode, load_photo
 
 PRODUCTS = [("TOTE-RED", [load_photo("solidus_canvas_tote.png")]),
             ("CAP-BLACK", [load_photo("solidus_cap_black_1.png")])]

@@ -9,8 +9,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import MerchantCredentials, media
-from tests.products.conftest import upload
-from tests.products.semireal import photo_path
+from tests.support.products.semireal import photo_path
+from tests.support.products.shop import upload
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from PIL import Image
 from media_service.media.detection.catalog import estimate_alpha
 from media_service.media_options import ingest_limits
 from tests.conftest import media
-from tests.products.semireal import Placement, Truth, render_clip
+from tests.support.products.semireal import Placement, Truth, render_clip
 
 #: SKU -> photos in the catalog (``products/<folder>/<name>``); the first is the product's front.
 VALIDATION_CATALOG: dict[str, tuple[str, ...]] = {
@@ -274,7 +274,7 @@ def evaluate_validation(detector: Any, clips: list[ValidationClip], settings: Ma
     from media_service.media.detection.frames import VideoGeometry, stream_frames
     from media_service.media.detection.taps import detect_around, detection_under, is_certain
     from media_service.media.detection.tracking import ProductTracker
-    from tests.products.semireal import truths_at
+    from tests.support.products.semireal import truths_at
 
     rng = np.random.default_rng(seed)
     seen, unseen, empty = TapTally(), TapTally(), TapTally()
@@ -370,7 +370,7 @@ def validation_sheet(clips: list[ValidationClip], records: list[TapRecord], *, l
     Every wrong answer, then a sample of "not sure", of no answer, of taps beside products and of right ones."""
     import cv2
 
-    from tests.products.evaluation import contact_sheet
+    from tests.support.products.evaluation import contact_sheet
 
     def verdict(r: TapRecord) -> tuple[int, tuple[int, int, int], str]:
         if r.sku is None:

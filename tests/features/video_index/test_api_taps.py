@@ -21,8 +21,8 @@ from PIL import Image
 
 from media_service.webhooks import verify_signature
 from tests.conftest import wait_for_job
-from tests.products.conftest import Shop, artifact, upload
-from tests.products.semireal import Placement, render_clip, truths_at
+from tests.support.products.semireal import Placement, render_clip, truths_at
+from tests.support.products.shop import Shop, artifact, upload
 
 pytestmark = pytest.mark.slow  # the shop fixture indexes a video with a real worker (~10-20 s)
 
@@ -87,7 +87,7 @@ def test_taps_at_known_positions_return_the_right_sku(shop: Shop) -> None:
 
 def _tap_preview(shop: Shop, answer: dict[str, Any], name: str) -> None:
     """The tapped frame with the point, the answer's box and SKU, and the cut-out beside it (to look at)."""
-    from tests.products.semireal import _decode
+    from tests.support.products.semireal import _decode
 
     frame_number = round(answer["tap"]["t"] * shop.clip.fps)
     frame = _decode(shop.clip.path, (640, 360), shop.clip.fps, frame_number + 1, 0.0)[frame_number]

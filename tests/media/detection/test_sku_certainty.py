@@ -25,9 +25,14 @@ from media_service.media.detection.catalog import (
 )
 from media_service.media.detection.taps import detect_around, detection_under, is_certain
 from tests.conftest import media
-from tests.products.conftest import artifact
-from tests.products.semireal import CATALOG_SKUS, Placement, _decode, destination_quad, load_photo, paste
-from tests.products.validation_set import UNCATALOGUED_VIEWS, VALIDATION_CATALOG, load_product_photo, variant_group
+from tests.support.products.semireal import CATALOG_SKUS, Placement, _decode, destination_quad, load_photo, paste
+from tests.support.products.shop import artifact
+from tests.support.products.validation_set import (
+    UNCATALOGUED_VIEWS,
+    VALIDATION_CATALOG,
+    load_product_photo,
+    variant_group,
+)
 
 pytestmark = pytest.mark.slow  # indexing 41 photos and matching a dozen frames: tens of seconds
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from media_service.media.detection.detections import Detections, iou_matrix
-from tests.products.semireal import Truth
+from tests.support.products.semireal import Truth
 
 
 @dataclass
