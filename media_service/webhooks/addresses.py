@@ -98,5 +98,11 @@ def resolve_target(url: str, *, allow_private: bool) -> Target:
 
 
 def check_webhook_url(url: str, *, allow_private: bool) -> None:
-    """Refuse URLs that are not http(s) or that point into private networks (SSRF); 400 invalid_webhook_url."""
+    """Refuse URLs that are not http(s) or that point into private networks (SSRF); 400 invalid_webhook_url.
+
+    Where private networks are allowed (development), a host need not resolve yet when it is registered:
+    every delivery resolves it again and connects only to the address it checked."""
+    if allow_private:
+        parse_webhook_url(url)
+        return
     resolve_target(url, allow_private=allow_private)
