@@ -19,6 +19,11 @@ Stages, each a small function (OpenStitching-style):
 
 The box is the bounding box of the photo's outline projected into the frame, and that projected outline
 (``data["polygon"]``) is a free, exact-for-planar-products mask prior for the cut-out.
+
+Over 500 lines: the stages share the detector's private views of photos and frames (``_Photo``,
+``_FrameViews``, ``Hypothesis``), and the certainty checks at the end (colour contests between variants,
+lightness and edge checks) call the geometry helpers above them. Next step when it grows again: those
+types in a small base module, the certainty checks in their own.
 """
 
 from __future__ import annotations
