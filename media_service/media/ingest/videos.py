@@ -4,19 +4,32 @@ Cheap checks come first (one ffprobe with the sniffed demuxer forced), so an 819
 is refused before anything else runs. The packet check then reads every packet without decoding
 (``-c copy -f null``), which finds files that end early even when their index (moov) is intact, and
 measures where the packets really end. It is I/O-bound: seconds for a 1 GiB file.
+
+Motion JPEG is the one accepted codec whose every frame carries its own size (each packet is a whole JPEG
+with its own SOF header), so a clip can declare 320x240 in its first frame and 65535x65535 in a later
+one: ffprobe only sees the first. Its packets are therefore read once more and every frame's SOF header is
+checked against the same limits, without decoding (see :func:`check_mjpeg_frames`).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from media_service.errors import InvalidMedia
 from media_service.media.ingest.facts import IngestLimits, MediaFacts
 from media_service.media.ingest.sniff import ACCEPTED_VIDEOS, SniffedType
-from media_service.media.video.ffmpeg import FFmpegError, FFmpegTimeout, run_ffmpeg, safe_input_args
+from media_service.media.video.ffmpeg import (
+    FFmpegError,
+    FFmpegTimeout,
+    run_ffmpeg,
+    safe_input_args,
+    stream_ffmpeg,
+)
 from media_service.media.video.probe import MAX_PIXELS_MARKER, VideoInfo, VideoStream, probe_video
 
 #: What ffmpeg 5.1 prints (at -v error) when it reaches the end of a file in the middle of the data.
@@ -111,13 +124,12 @@ def _validate_limits(info: VideoInfo, limits: IngestLimits) -> VideoStream:
                 f"the video frame is {stream.coded_width}x{stream.coded_height} pixels; at most "
                 f"{max_pixels:,} pixels per frame are accepted: export it at 4K (3840x2160) or lower",
                 reason="too_many_pixels")
-    _check_frame_shape(main, limits)
+    _check_frame_shape(main.coded_width, main.coded_height, limits)
     return main
 
 
-def _check_frame_shape(stream: VideoStream, limits: IngestLimits) -> None:
+def _check_frame_shape(width: int, height: int, limits: IngestLimits) -> None:
     """Refuse frames the processing cannot turn into renditions: too long a side, too thin, too elongated."""
-    width, height = stream.coded_width, stream.coded_height
     long_side, short_side = max(width, height), min(width, height)
     max_side, min_side = limits.max_video_side, limits.min_video_side
     max_aspect = limits.max_video_aspect
@@ -132,6 +144,142 @@ def _check_frame_shape(stream: VideoStream, limits: IngestLimits) -> None:
         raise InvalidMedia(f"the video frame is {size} pixels, {long_side / short_side:.1f} times longer than "
                            f"wide; at most {max_aspect:g}:1 is accepted: crop it to a usual shape (16:9, 9:16, "
                            "4:3, 1:1)", reason="unsupported_aspect")
+
+
+#: Codecs whose every packet is a JPEG image with its own frame size.
+SELF_SIZED_CODECS = frozenset({"mjpeg"})
+
+#: Start-of-frame markers (SOF0-3, 5-7, 9-11, 13-15, and JPEG-LS's SOF55): the frame size follows them.
+_SOF_MARKERS = frozenset({*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0), 0xF7})
+#: Markers without a length: TEM, RST0-7, SOI, EOI.
+_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xDA)})
+#: The next marker: 0xFF followed by anything but stuffing (0x00), a restart marker or another fill byte.
+#: Entropy-coded data never matches (its 0xFF bytes are stuffed), so a search skips it at C speed.
+_MARKER_RE = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
+
+
+@dataclass
+class JpegFrameSizes:
+    """Reads concatenated JPEG images chunk by chunk and records each frame size their SOF headers declare.
+
+    Segments are skipped by their length (so a thumbnail inside an APP segment is not taken for a frame),
+    entropy-coded data by searching for the next marker. ``accept(width, height)`` is asked about each
+    new size, once; when it returns False the reader stops, ``refused`` holding that size.
+    """
+
+    accept: Callable[[int, int, int], bool]  # (width, height, frame number) -> is that size acceptable?
+    sizes: dict[tuple[int, int], int] = field(default_factory=dict)  # size -> first frame (1-based) with it
+    frames: int = 0
+    refused: tuple[int, int, int] | None = None  # width, height, frame number
+    _pending: bytes = b""
+    _skip: int = 0
+
+    def feed(self, chunk: bytes) -> bool:
+        """Take the next bytes; True when a size was refused (stop reading)."""
+        if self.refused is not None:
+            return True
+        data = self._pending + chunk
+        pos = min(self._skip, len(data))
+        self._skip -= pos
+        end = len(data)
+        while pos < end:
+            match = _MARKER_RE.search(data, pos)
+            if match is None:
+                pos = end - 1 if data.endswith(b"\xff") else end  # a marker may start at the chunk's end
+                break
+            start = match.start()
+            marker = data[start + 1]
+            if marker in _STANDALONE_MARKERS:
+                if marker == 0xD8:
+                    self.frames += 1
+                pos = start + 2
+                continue
+            header_end = start + (9 if marker in _SOF_MARKERS else 4)
+            if header_end > end:
+                pos = start  # wait for the rest of the segment header
+                break
+            length = int.from_bytes(data[start + 2:start + 4], "big")
+            if length < 2:  # not a real segment: resynchronise on the next marker
+                pos = start + 2
+                continue
+            if marker in _SOF_MARKERS and self._record(int.from_bytes(data[start + 7:start + 9], "big"),
+                                                       int.from_bytes(data[start + 5:start + 7], "big")):
+                return True
+            pos = start + 2 + length
+            if pos > end:
+                self._skip = pos - end
+                pos = end
+        self._pending = data[pos:]
+        return False
+
+    def _record(self, width: int, height: int) -> bool:
+        size = (width, height)
+        if size in self.sizes:
+            return False
+        frame = max(self.frames, 1)
+        self.sizes[size] = frame
+        if not self.accept(width, height, frame):
+            self.refused = (width, height, frame)
+            return True
+        return False
+
+
+def _check_one_frame(width: int, height: int, frame: int, limits: IngestLimits) -> None:
+    """The limits of :func:`_validate_limits` for the size one Motion JPEG frame declares; raises InvalidMedia."""
+    size = f"{width}x{height}"
+    again = f"{EXPORT_HINT} with one frame size for the whole clip"
+    if width * height > limits.max_video_pixels:
+        raise InvalidMedia(
+            f"frame {frame} of the Motion JPEG video declares {size} pixels, unlike the frames before it; at "
+            f"most {limits.max_video_pixels:,} pixels per frame are accepted: {again}, 4K (3840x2160) or lower",
+            reason="unsupported_frame_size")
+    try:
+        _check_frame_shape(width, height, limits)
+    except InvalidMedia as exc:
+        raise InvalidMedia(f"frame {frame} of the Motion JPEG video declares another size than the frames "
+                           f"before it: {exc.detail}; {again}",
+                           reason=exc.extra.get("reason", "unsupported_frame_size")) from None
+
+
+def check_mjpeg_frames(path: str | os.PathLike[str], demuxer: str | None, stream: VideoStream,
+                       limits: IngestLimits) -> JpegFrameSizes:
+    """Read a Motion JPEG stream's packets (no decoding) and refuse any frame whose SOF header declares a size
+    the pipeline cannot process (the limits of :func:`_validate_limits`); raises InvalidMedia.
+
+    The probed size (or half its height: an interlaced clip stores each field as a JPEG of half the
+    height, which the decoder doubles) is the stream's own; any other size is checked as a frame of its
+    own, doubled too when the clip is interlaced. Bounded by the probe timeout like the other checks;
+    stops reading at the first refused size.
+    """
+    coded_width, coded_height = stream.coded_width, stream.coded_height
+    refusal: list[InvalidMedia] = []
+    reader: JpegFrameSizes
+
+    def accept(width: int, height: int, frame: int) -> bool:
+        if width == coded_width and height in (coded_height, coded_height // 2):
+            return True
+        first_width, first_height = next(iter(reader.sizes))
+        interlaced = (first_width, first_height * 2) == (coded_width, coded_height)
+        try:
+            _check_one_frame(width, height, frame, limits)
+            if interlaced:
+                _check_one_frame(width, height * 2, frame, limits)
+        except InvalidMedia as exc:
+            refusal.append(exc)
+            return False
+        return True
+
+    reader = JpegFrameSizes(accept=accept)
+    args = ["-v", "error", *safe_input_args(path, demuxer), "-map", f"0:{stream.index}", "-c", "copy",
+            "-f", "mjpeg", "pipe:1"]
+    try:
+        stream_ffmpeg(args, reader.feed, timeout=limits.tools.probe_timeout_seconds,
+                      binary=limits.tools.ffmpeg_binary)
+    except FFmpegError as exc:
+        raise _from_ffmpeg_error(exc, limits) from exc
+    if refusal:
+        raise refusal[0]
+    return reader
 
 
 def _check_duration(duration: float | None, limits: IngestLimits) -> float:
@@ -159,6 +307,9 @@ def inspect_video(path: str | os.PathLike[str], sniffed: SniffedType,
     if header_duration is not None:
         _check_duration(header_duration, limits)  # refuse a 10-hour file before reading it
     packets = check_packets(path, sniffed.demuxer, limits, expected_duration=info.media_duration)
+    for stream in info.video_streams:
+        if stream.codec in SELF_SIZED_CODECS:
+            check_mjpeg_frames(path, sniffed.demuxer, stream, limits)
     if packets.end_time is not None and packets.end_time > limits.max_video_seconds:
         _check_duration(packets.end_time, limits)  # timestamps run past the header's duration
     duration = _check_duration(header_duration or packets.end_time, limits)

@@ -420,6 +420,47 @@ def run_ffmpeg(args: list[str], *, timeout: float, binary: str = "ffmpeg", durat
                         elapsed=time.monotonic() - run.started, progress=last_block, out_time=out_time)
 
 
+def stream_ffmpeg(args: list[str], sink: Callable[[bytes], bool], *, timeout: float,
+                  binary: str = "ffmpeg") -> float:
+    """Run ffmpeg with ``args`` (whose output is ``pipe:1``) and hand what it writes to ``sink``, chunk by chunk.
+
+    For reading a stream's bytes (packets copied with ``-c copy``) without a temporary file. ``sink`` runs
+    in a reader thread and returns True to stop early: ffmpeg is then killed and no error is raised (the
+    sink has what it needed). Same kill/timeout handling as :func:`run_ffmpeg`; returns the seconds taken.
+    """
+    command = [binary, "-nostdin", "-hide_banner", "-nostats"]
+    if not any(a in {"-v", "-loglevel"} for a in args):
+        command += ["-loglevel", "error"]
+    command += list(args)
+    stop = threading.Event()
+
+    def on_stdout(chunk: bytes) -> None:
+        if not stop.is_set() and sink(chunk):
+            stop.set()
+
+    run = _Run(command, timeout=timeout)
+    reader = threading.Thread(target=_drain, args=(run.proc.stdout, on_stdout), daemon=True)
+    reader.start()
+    try:
+        while run.proc.poll() is None or reader.is_alive():
+            if stop.is_set():
+                run.kill()
+                reader.join(timeout=5)
+                return time.monotonic() - run.started
+            if run.remaining <= 0:
+                run.kill()
+                raise run.timeout_error()
+            reader.join(timeout=_POLL_SECONDS)
+    except BaseException:
+        if run.proc.poll() is None:
+            run.kill()
+        raise
+    returncode = run.finish()
+    if returncode != 0 and not stop.is_set():
+        raise run.failure(returncode)
+    return time.monotonic() - run.started
+
+
 def run_ffprobe(args: list[str], *, timeout: float, binary: str = "ffprobe",
                 fail_on: Sequence[str] = ()) -> dict[str, Any]:
     """Run ffprobe with JSON output and return it parsed; same kill/timeout handling as ffmpeg.
