@@ -43,3 +43,5 @@ class Feature:
     commands: Callable[[click.Group], None] | None = None
     #: Run by the worker's supervisor every round: ``chore(session, settings)`` (e.g. expiring uploads).
     chores: tuple[Callable[[Session, Mapping[str, Any]], Any], ...] = ()
+    #: Webhook event names the feature sends (``campaign.drawn``); merchants may subscribe to them by name.
+    webhook_events: tuple[str, ...] = ()

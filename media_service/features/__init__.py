@@ -33,6 +33,7 @@ from media_service.features.assets.service import register_dependents
 from media_service.features.embed.service import register_providers
 from media_service.jobs.base import JobKind, register_job_kinds
 from media_service.security.api_keys import register_token_verifier
+from media_service.webhooks import register_events
 
 FEATURES: tuple[feature.Feature, ...] = (
     system.FEATURE,
@@ -65,11 +66,12 @@ def chores() -> list[Any]:
 
 
 def install() -> None:
-    """Hand the features' job kinds, embed providers, asset dependents and token verifiers to the shared
-    registries. Idempotent; the application factory and every worker process call it."""
+    """Hand the features' job kinds, embed providers, asset dependents, token verifiers and webhook events to
+    the shared registries. Idempotent; the application factory and every worker process call it."""
     register_job_kinds(job_kinds())
     for item in FEATURES:
         register_providers(item.embed_providers)
         register_dependents(item.asset_dependents)
+        register_events(item.webhook_events)
         for prefix, verifier in item.token_verifiers.items():
             register_token_verifier(prefix, verifier)

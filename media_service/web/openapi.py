@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from media_service import __version__
+from media_service.webhooks import known_events
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
 
@@ -174,6 +175,144 @@ def _product_paths() -> dict[str, Any]:
     }
 
 
+# --- Fun-logo prize campaigns ---------------------------------------------------------------------------
+
+_DATE = {"type": ["string", "null"], "format": "date-time"}
+CAMPAIGN_REQUEST = {"type": "object", "additionalProperties": False,
+                    "required": ["video_id", "logo_asset_id", "title", "prizes", "rules", "odds",
+                                 "alternative_entry"], "properties": {
+    "video_id": {"type": "string", "description": "a ready, approved processed video (vid_...)"},
+    "logo_asset_id": {"type": "string", "description": "a PNG or WebP image asset"},
+    "title": {"type": "string", "minLength": 1, "maxLength": 200},
+    "mode": {"enum": ["overlay", "burned"], "default": "overlay"},
+    "fragments": {"type": "integer", "default": 5},
+    "seed": {"type": "integer", "minimum": 0, "maximum": 2147483647},
+    "rule": {"oneOf": [{"type": "object", "required": ["kind"], "properties": {"kind": {"enum": ["any", "all"]}}},
+                       {"type": "object", "required": ["kind", "n"], "properties": {
+                           "kind": {"const": "n"}, "n": {"type": "integer", "minimum": 1}}}]},
+    "starts_at": _DATE, "ends_at": _DATE,
+    "prizes": {"type": "array", "minItems": 1, "maxItems": 50, "items": {
+        "type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "quantity": {"type": "integer", "minimum": 1, "maximum": 1000}}}},
+    "max_entries": {"type": ["integer", "null"], "minimum": 1},
+    "rules": {"type": "string", "minLength": 1, "maxLength": 20000},
+    "odds": {"type": "string", "minLength": 1, "maxLength": 2000},
+    "alternative_entry": {"type": "string", "minLength": 1, "maxLength": 2000,
+                          "description": "the free entry route (no purchase, no collecting)"}}}
+CAMPAIGN_SCHEMAS = {
+    "Campaign": {"type": "object", "required": ["id", "title", "state", "mode", "render"], "properties": {
+        "id": {"type": "string"}, "title": {"type": "string"},
+        "state": {"enum": ["draft", "published", "closed", "drawn"]}, "mode": {"enum": ["overlay", "burned"]},
+        "render": {"type": "object", "properties": {
+            "state": {"enum": ["queued", "processing", "ready", "failed", "cancelled"]},
+            "job": {"type": ["object", "null"]}}},
+        "video_id": {"type": "string"}, "logo_asset_id": {"type": "string"}, "fragments": {"type": "integer"},
+        "rule": {"type": "object"}, "starts_at": _DATE, "ends_at": _DATE,
+        "prizes": {"type": "array", "items": {"type": "object"}}, "max_entries": {"type": ["integer", "null"]},
+        "seed_commitment": {"type": ["string", "null"], "description": "SHA-256 of the draw's secret seed"},
+        "merkle_root": {"type": ["string", "null"], "description": "of the entries, published at close"},
+        "entry_count": {"type": "integer"}, "winners": {"type": "array", "items": {"type": "object"}},
+        "preview": {"type": "object"}, "plan": {"type": "object"}, "links": {"type": "object"}}},
+    "ClaimAnswer": {"type": "object", "required": ["accepted", "fragment", "collected", "needed"], "properties": {
+        "accepted": {"const": True}, "fragment": {"type": "integer"},
+        "collected": {"type": "array", "items": {"type": "integer"}}, "needed": {"type": "integer"},
+        "fragments": {"type": "integer"}, "entered": {"type": "boolean"},
+        "entry_id": {"type": ["string", "null"]}, "entry_refused": {"type": ["string", "null"]}}},
+    "DrawRecord": {"type": "object", "required": ["campaign_id", "algorithm", "state"], "properties": {
+        "campaign_id": {"type": "string"}, "algorithm": {"type": "string"}, "description": {"type": "string"},
+        "state": {"type": "string"}, "seed_commitment": {"type": ["string", "null"]},
+        "merkle_root": {"type": ["string", "null"]},
+        "entries": {"type": ["array", "null"], "items": {"type": "string"}},
+        "prizes": {"type": "array", "items": {"type": "object"}}, "seed": {"type": ["string", "null"]},
+        "winners": {"type": ["array", "null"], "items": {"type": "object"}}}},
+}
+
+
+def _campaign_paths() -> dict[str, Any]:
+    """Merchant endpoints (API key), the public record (no credentials, CORS ``*``) and the widget's
+    collecting endpoints under a campaign embed token (CORS for the token's origins)."""
+    campaign_id, token = _path_param("campaign_id"), _path_param("token")
+    state_errors = ("401", "403", "404", "409")
+    widget_errors = ("400", "401", "403", "404", "409", "422", "429")
+
+    def preflight() -> dict[str, Any]:
+        return _op("CORS preflight", tag="campaigns", ok="204", params=[token], secured=False, errors=("401", "403"))
+
+    return {
+        "/v1/campaigns": {
+            "post": _op("Create a campaign and queue its render: fragments, plan, previews (202 with its job)",
+                        tag="campaigns", ok="202", schema="Campaign",
+                        errors=("400", "401", "403", "404", "409", "422"),
+                        params=[_header("Idempotency-Key", False)], body=_json_body(CAMPAIGN_REQUEST)),
+            "get": _op("List campaigns, newest first", tag="campaigns", params=PAGING),
+        },
+        "/v1/campaigns/{campaign_id}": {
+            "get": _op("A campaign: render state, previews, plan, commitments and counts", tag="campaigns",
+                       params=[campaign_id], schema="Campaign"),
+            "delete": _op("Delete a campaign, its sessions, claims, entries and rendered files", tag="campaigns",
+                          ok="204", params=[campaign_id]),
+        },
+        "/v1/campaigns/{campaign_id}/publish": {"post": _op(
+            "Open collecting; the SHA-256 of the draw's secret seed is public from now on", tag="campaigns",
+            params=[campaign_id], schema="Campaign", errors=state_errors)},
+        "/v1/campaigns/{campaign_id}/close": {"post": _op(
+            "Stop collecting; the entries are frozen and their Merkle root published (also done when ends_at "
+            "passes)", tag="campaigns", params=[campaign_id], schema="Campaign", errors=state_errors)},
+        "/v1/campaigns/{campaign_id}/draw": {"post": _op(
+            "Reveal the seed and pick the winners (recomputable from the public draw record)", tag="campaigns",
+            params=[campaign_id], schema="Campaign", errors=state_errors)},
+        "/v1/campaigns/{campaign_id}/entries": {"post": _op(
+            "Record a free alternative-route entry for a shopper (201 new, 200 already entered)",
+            tag="campaigns", ok="201", params=[campaign_id], errors=("400", *state_errors),
+            body=_json_body({"type": "object", "required": ["shopper_id"], "properties": {
+                "shopper_id": {"type": "string", "minLength": 1, "maxLength": 200}}}))},
+        "/v1/campaigns/{campaign_id}/stats": {"get": _op(
+            "Views, fragments seen, collects, claims (and rejected ones), entries, add-to-cart and conversion",
+            tag="campaigns", params=[campaign_id])},
+        "/v1/public/campaigns/{campaign_id}": {"get": _op(
+            "A published campaign's rules, odds, prizes, dates, free entry route and draw commitments",
+            tag="campaigns", params=[campaign_id], secured=False, errors=("404",))},
+        "/v1/public/campaigns/{campaign_id}/draw": {"get": _op(
+            "The draw record tools/verify_draw.py recomputes: commitment, Merkle root, entries, seed, winners",
+            tag="campaigns", params=[campaign_id], secured=False, errors=("404",), schema="DrawRecord")},
+        "/v1/embed/{token}/campaign/session": {
+            "post": _op("Start a viewer session for {shopper_id} (the shop's page) or {device_id} (anonymous): "
+                        "a session token and the shopper's progress", tag="campaigns", ok="201",
+                        params=[token], secured=False, errors=widget_errors,
+                        body=_json_body({"type": "object", "additionalProperties": False, "properties": {
+                            "shopper_id": {"type": "string", "maxLength": 200},
+                            "device_id": {"type": "string", "maxLength": 200}}})),
+            "options": preflight(),
+        },
+        "/v1/embed/{token}/campaign/schedule": {
+            "get": _op("The fragments shown in the next segment of media time, at this viewer's positions "
+                       "(422 seek_ahead beyond the time watched)", tag="campaigns", secured=False,
+                       errors=widget_errors, params=[
+                           token, {"name": "session", "in": "query", "required": True, "schema": {"type": "string"}},
+                           {"name": "t", "in": "query", "schema": {"type": "number", "minimum": 0}}]),
+            "options": preflight(),
+        },
+        "/v1/embed/{token}/campaign/claims": {
+            "post": _op("One claim: accepted with progress, or 422 with a stable code (too_fast, replayed, "
+                        "unknown_fragment, not_revealed, playback_backwards, seek_ahead, too_early, too_late, "
+                        "missed, already_collected)", tag="campaigns", params=[token], secured=False,
+                        schema="ClaimAnswer", errors=widget_errors,
+                        body=_json_body({"type": "object", "additionalProperties": False,
+                                         "required": ["session", "t", "x", "y", "nonce"], "properties": {
+                                             "session": {"type": "string"},
+                                             "fragment": {"type": ["integer", "null"],
+                                                          "description": "null in burned mode: the tap decides"},
+                                             "t": {"type": "number", "minimum": 0},
+                                             "x": {"type": "number", "minimum": 0, "maximum": 1},
+                                             "y": {"type": "number", "minimum": 0, "maximum": 1},
+                                             "nonce": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
+                                             "input": {"type": "string"}}})),
+            "options": preflight(),
+        },
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     """The whole document, built fresh (cheap) so it always reflects this code."""
     asset_id, job_id, upload_id, webhook_id = (_path_param(n) for n in
@@ -299,11 +438,11 @@ def openapi_document() -> dict[str, Any]:
                 "delete": _op("Revoke an upload token", tag="upload-tokens", ok="204", params=[token_id]),
             },
             "/v1/webhooks": {
-                "post": _op("Subscribe a URL to job events (the secret is shown once)", tag="webhooks",
-                            ok="201", body=_json_body({"type": "object", "required": ["url"], "properties": {
-                                "url": {"type": "string", "format": "uri"},
-                                "events": {"type": "array", "items": {"enum": [
-                                    "job.succeeded", "job.failed", "job.cancelled"]}}}})),
+                "post": _op("Subscribe a URL to job and campaign events (the secret is shown once)",
+                            tag="webhooks", ok="201", body=_json_body({
+                                "type": "object", "required": ["url"], "properties": {
+                                    "url": {"type": "string", "format": "uri"},
+                                    "events": {"type": "array", "items": {"enum": list(known_events())}}}})),
                 "get": _op("List webhooks", tag="webhooks"),
             },
             "/v1/webhooks/{webhook_id}": {
@@ -362,6 +501,7 @@ def openapi_document() -> dict[str, Any]:
                 "delete": _op("Delete a spin and its outputs (its job is cancelled if still running; the photos "
                               "or video stay)", tag="spins", ok="204", params=[_path_param("spin_id")])},
             **_product_paths(),
+            **_campaign_paths(),
         },
         "components": {
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
@@ -393,6 +533,7 @@ def openapi_document() -> dict[str, Any]:
                     "progress": {"type": "number", "minimum": 0, "maximum": 100},
                     "result": {"type": ["object", "null"]}, "error": {"type": ["object", "null"]}}},
                 **PRODUCT_SCHEMAS,
+                **CAMPAIGN_SCHEMAS,
             },
         },
     }

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -27,6 +27,25 @@ from media_service.webhooks.delivery import DeliveryLimits, PostResult, Receiver
 log = logging.getLogger(__name__)
 
 JOB_EVENTS = ("job.succeeded", "job.failed", "job.cancelled")
+_EVENTS: list[str] = list(JOB_EVENTS)
+
+
+def register_events(events: Sequence[str]) -> None:
+    """Add event names a webhook may subscribe to (the features' own, from ``Feature.webhook_events``)."""
+    _EVENTS.extend(e for e in events if e not in _EVENTS)
+
+
+def known_events() -> tuple[str, ...]:
+    """Every event name a webhook may subscribe to: the job events, then the features' (the one list)."""
+    return tuple(_EVENTS)
+
+
+def record_event(session: Session, merchant_id: str, event: str, data: Mapping[str, Any]) -> None:
+    """One outbox row per webhook of the merchant subscribed to ``event`` (or to everything); caller commits."""
+    payload = {"event": event, "created_at": utcnow().isoformat(), "data": dict(data)}
+    for hook in session.scalars(select(Webhook).where(Webhook.merchant_id == merchant_id)).all():
+        if not hook.events or event in hook.events:
+            session.add(WebhookDelivery(webhook_id=hook.id, event=event, payload=payload))
 
 
 def record_job_event(session: Session, job: Job, data: Mapping[str, Any]) -> None:

@@ -94,3 +94,40 @@ def test_keyboard_users_collect_with_the_c_key(app: Flask, page: Page, live_serv
     page.keyboard.press("c")
     page.wait_for_function("() => window.entries.length === 1", timeout=10_000)
     assert "prize draw" in progress(page)
+
+
+def test_the_iframe_page_plays_a_campaign_and_tells_the_parent(app: Flask, page: Page, live_server: LiveServer,
+                                                               host_site: HostSite, merchant: MerchantCredentials,
+                                                               data_dir: Path) -> None:
+    """The campaign in the iframe page (the embed without script on the shop's page): the framed widget
+    plays it, a keyboard collect counts, and the entry reaches the parent page as a message from the
+    service's own origin; the shop's page never sees the schedule."""
+    world = populate(World(app, app.test_client(), merchant, "", "", data_dir))
+    campaign = world.create(fragments=3, seed=8, rule={"kind": "any"})
+    assert world.client.post(f"/v1/campaigns/{campaign['id']}/publish", headers=merchant.headers).status_code == 200
+    minted = mint(live_server, merchant, campaign["id"], host_site.origin)
+    listener = ("<script>window.messages = []; window.addEventListener('message', "
+                "(e) => window.messages.push({origin: e.origin, type: e.data && e.data.type, "
+                "detail: e.data && e.data.detail}));</script>")
+    frame = f"<iframe id='f' src='{minted['iframe_url']}' width='640' height='400' style='border:0'></iframe>"
+    host_site.pages["framed-sale.html"] = host_page({"html": listener + frame})
+    page.goto(host_site.url("framed-sale.html"))
+    inner = page.frame_locator("#f")
+    viewer = inner.locator("media-viewer[data-rendered][data-mode=campaign]")
+    viewer.wait_for(timeout=30_000)
+    viewer.evaluate(PLAY)
+    viewer.evaluate("(v) => new Promise((done) => { const wait = () => v.shadowRoot.querySelector('.frag') ? "
+                    "done() : setTimeout(wait, 50); wait(); })")
+    inner.locator("media-viewer .stage").press("c")  # the frame's keyboard route (locators pierce the shadow root)
+    page.wait_for_function("() => window.messages.some((m) => m.type === 'media-viewer:campaign-entry')",
+                           timeout=10_000)
+    shot(page, "campaign-iframe-entered")
+    entries = [m for m in page.evaluate("() => window.messages") if m["type"] == "media-viewer:campaign-entry"]
+    assert len(entries) == 1 and entries[0]["origin"] == live_server.url
+    assert entries[0]["detail"]["campaign"] == campaign["id"] and entries[0]["detail"]["entry"].startswith("ent_")
+    assert "prize draw" in viewer.evaluate("(v) => v.shadowRoot.querySelector('.prog').textContent")
+    with app.extensions["database"].session() as session:
+        entry = session.query(CampaignEntry).filter_by(campaign_id=campaign["id"]).one()
+    assert entry.id == entries[0]["detail"]["entry"]
+    # the parent page holds no fragment positions: only the frame and the messages
+    assert '"start"' not in page.content() and "placements" not in page.content()

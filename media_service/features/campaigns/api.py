@@ -113,6 +113,7 @@ def alternative_entry_view(campaign_id: str) -> Any:
 @require("assets:read")
 def stats_view(campaign_id: str) -> Any:
     """Views, fragments seen, collects, claims (and rejected ones), entries, add-to-cart and conversion."""
+    rejected_claims().flush()  # this process's rejected claims are counted too
     session = get_session()
     return stats(session, get_campaign(session, current_merchant_id(), campaign_id))
 
@@ -214,4 +215,10 @@ def play_claim(token: str) -> Response:
         return _answer({}, origin, 204)
     body = json_body()
     _claim_limiter().take(caller_key(str(body.get("session", "")), request.remote_addr))
-    return _answer(play.claim(get_session(), current_app.config, campaign, body), origin)
+    return _answer(play.claim(get_session(), current_app.config, campaign, body, rejected_claims()), origin)
+
+
+def rejected_claims() -> play.RejectedClaims:
+    """This process's buffer of rejected claims (see ``play.RejectedClaims``)."""
+    return current_app.extensions.setdefault("campaign_rejected_claims",
+                                             play.RejectedClaims(current_app.extensions["database"]))

@@ -13,21 +13,27 @@ media time seen and which fragments were revealed.
   ``too_fast`` (claims closer than a human taps), ``replayed`` (nonce used), ``unknown_fragment``,
   ``not_revealed``, ``playback_backwards``, ``seek_ahead`` (media time beyond what the wall clock covers),
   ``too_early`` / ``too_late`` (outside the window, with latency tolerance), ``missed`` (outside the hit
-  polygon, with tolerance) and ``already_collected``. Every claim is recorded (nonce used once, by a unique
-  constraint), accepted or not. Sessions are rate limited (``security.ratelimit``) besides.
+  polygon, with tolerance) and ``already_collected``. The rules are checked on a plain read (no write lock):
+  a rejected claim is answered at once and recorded a moment later in a batch (``RejectedClaims``); only an
+  accepted claim writes, in one short transaction (its nonce once, by a unique constraint). So
+  ``too_fast`` measures from the session's last accepted claim, and the per-session rate limit
+  (``security.ratelimit``) bounds rejected ones.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import hmac
+import logging
 import math
 import re
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,6 +44,7 @@ from media_service.media.logo.planner import FLOAT_AMPLITUDE, Placement
 from media_service.models import Campaign, CampaignClaim, CampaignCollect, CampaignEntry, CampaignSession, utcnow
 from media_service.security.tokens import TokenCodec, TokenInvalid
 
+log = logging.getLogger(__name__)
 SESSION_TOKENS = TokenCodec("mcs1", b"media-service campaign session v1")
 NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 SHOPPER_ID = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -243,9 +250,85 @@ MESSAGES = {
 }
 
 
-def claim(session: Session, settings: Mapping[str, Any], campaign: Campaign, body: Mapping[str, Any]
-          ) -> dict[str, Any]:
-    """Check and record one claim (see the module); the shopper's progress and entry when it counts."""
+def collected_fragments(session: Session, campaign: Campaign, key: str) -> list[int]:
+    """The fragments the shopper has collected (one indexed read: the collects' unique constraint)."""
+    return sorted(session.scalars(select(CampaignCollect.fragment).where(
+        CampaignCollect.campaign_id == campaign.id, CampaignCollect.shopper_key == key)))
+
+
+class RejectedClaims:
+    """Rejected claims of one process, recorded in batches instead of one write transaction each.
+
+    A rejected claim changes nothing a later claim is checked against (it collects nothing, and sending it
+    again gains nothing a fresh claim would not), so it needs no write lock on the request path: it is kept here and
+    written with others in one short transaction, at most ``interval`` seconds later, by a daemon thread
+    (and when the process exits, and before the campaign's stats are counted). The record is for the
+    merchant's counts: a batch skips nonces already recorded and claims of campaigns deleted meanwhile,
+    and at most ``limit`` claims wait (more are counted in the log and dropped: a flood is not kept)."""
+
+    def __init__(self, database: Any, interval: float = 1.0, limit: int = 50_000) -> None:
+        self._database = database
+        self._interval = interval
+        self._limit = limit
+        self._rows: list[dict[str, Any]] = []
+        self._dropped = 0
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        atexit.register(self.flush)
+
+    def add(self, row: dict[str, Any]) -> None:
+        with self._lock:
+            if len(self._rows) >= self._limit:
+                self._dropped += 1
+                return
+            self._rows.append(row)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="campaign-rejected-claims", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self._interval)
+            try:
+                self.flush()
+            except Exception:  # a failed batch is logged and dropped: its claims were answered already
+                log.exception("recording rejected campaign claims failed")
+
+    def flush(self) -> int:
+        """Write what is buffered; answers how many claims were written."""
+        with self._lock:
+            rows, self._rows, dropped, self._dropped = self._rows, [], self._dropped, 0
+        if dropped:
+            log.warning("%d rejected campaign claims were not recorded (more than %d waiting)", dropped, self._limit)
+        if not rows:
+            return 0
+        with self._database.session() as session:
+            begin_write(session)
+            campaigns = set(session.scalars(select(Campaign.id).where(
+                Campaign.id.in_({r["campaign_id"] for r in rows}))))
+            seen = {(c, n) for c, n in session.execute(select(CampaignClaim.campaign_id, CampaignClaim.nonce).where(
+                CampaignClaim.nonce.in_({r["nonce"] for r in rows})))}
+            fresh = []
+            for row in rows:
+                key = (row["campaign_id"], row["nonce"])
+                if row["campaign_id"] in campaigns and key not in seen:
+                    seen.add(key)
+                    fresh.append(row)
+            if fresh:
+                session.execute(insert(CampaignClaim), fresh)
+            session.commit()
+        return len(fresh)
+
+
+def claim(session: Session, settings: Mapping[str, Any], campaign: Campaign, body: Mapping[str, Any],
+          rejected: RejectedClaims | None = None) -> dict[str, Any]:
+    """Check and record one claim (see the module); the shopper's progress and entry when it counts.
+
+    The rules are checked on a read of the session row (no write lock); a rejected claim is answered at
+    once and recorded later with others (``RejectedClaims``; recorded at once when ``rejected`` is None).
+    Only an accepted claim takes the write lock, for one short transaction: the claim (its nonce once), the
+    collect (once per fragment), the session's clock moved on only if no other claim of the session came
+    within ``CAMPAIGN_MIN_CLAIM_INTERVAL_SECONDS`` meanwhile, and the entry when the rule is met."""
     _live(campaign)
     if not isinstance(body, dict):
         raise BadRequest("send one claim as a JSON object", code="invalid_claim")
@@ -261,39 +344,70 @@ def claim(session: Session, settings: Mapping[str, Any], campaign: Campaign, bod
     if not isinstance(nonce, str) or not NONCE.match(nonce):
         raise BadRequest("nonce must be 16-64 random URL-safe characters, new for every claim", code="invalid_claim")
     now = time.time()
-    begin_write(session)
     row = session.get(CampaignSession, payload["s"])
     if row is None or row.campaign_id != campaign.id or row.shopper_key != payload["k"]:
         session.rollback()
         raise Unauthorized("the campaign session is unknown; start a new one", code="invalid_session")
-    record = CampaignClaim(campaign_id=campaign.id, session_id=row.id, nonce=nonce, fragment=fragment, t=t, x=x, y=y)
+    session_id, key, interval = row.id, row.shopper_key, float(settings["CAMPAIGN_MIN_CLAIM_INTERVAL_SECONDS"])
+    if session.scalar(select(CampaignClaim.id).where(CampaignClaim.campaign_id == campaign.id,
+                                                     CampaignClaim.nonce == nonce)) is not None:
+        code: str | None = "replayed"
+    else:
+        code, fragment = _check(campaign, row, settings, now, fragment, t, x, y)
+    if code is None and fragment in collected_fragments(session, campaign, key):
+        code = "already_collected"
+    record = {"campaign_id": campaign.id, "session_id": session_id, "nonce": nonce, "fragment": fragment,
+              "t": t, "x": x, "y": y, "accepted": False, "code": code or ""}
+    session.commit()  # ends the read snapshot (a commit keeps the loaded rows; a rollback would expire them)
+    if code is not None:
+        if code != "replayed":
+            if rejected is not None:
+                rejected.add(record)
+            else:
+                _record_now(session, record)
+        raise ClaimRejected(MESSAGES[code], code=code, fragment=fragment)
+    begin_write(session)
     try:
         with session.begin_nested():
-            session.add(record)
+            session.execute(insert(CampaignClaim), [dict(record, accepted=True)])
     except IntegrityError:
         session.rollback()
-        raise ClaimRejected(MESSAGES["replayed"], code="replayed") from None
-    code, fragment = _check(campaign, row, settings, now, fragment, t, x, y)
-    record.fragment = fragment
-    row.claims += 1
-    row.last_claim = now
-    answer: dict[str, Any] = {}
+        raise ClaimRejected(MESSAGES["replayed"], code="replayed", fragment=fragment) from None
+    moved = session.execute(
+        update(CampaignSession).where(CampaignSession.id == session_id,
+                                      or_(CampaignSession.last_claim.is_(None),
+                                          CampaignSession.last_claim <= now - interval))
+        .values(claims=CampaignSession.claims + 1, last_claim=now,
+                last_t=case((CampaignSession.last_t < t, t), else_=CampaignSession.last_t))
+        .execution_options(synchronize_session=False)).rowcount
+    code = None if moved else "too_fast"
     if code is None:
         try:
             with session.begin_nested():
-                session.add(CampaignCollect(campaign_id=campaign.id, shopper_key=row.shopper_key, fragment=fragment))
+                session.add(CampaignCollect(campaign_id=campaign.id, shopper_key=key, fragment=fragment))
         except IntegrityError:
             code = "already_collected"
-    if code is None:
-        row.last_t = max(row.last_t, t)
-        state = progress(session, campaign, row.shopper_key)
-        if len(state["collected"]) >= state["needed"] and not state["entered"]:
-            entry, _outcome = add_entry(session, campaign, row.shopper_key, "collect")
-            state.update(entered=entry is not None, entry_id=entry.id if entry else None,
-                         entry_refused="entries_full" if entry is None else None)
-        answer = {"accepted": True, "fragment": fragment, **state}
-    record.accepted, record.code = code is None, code or ""
-    session.commit()
-    if code is not None:
+    if code is not None:  # another claim of this shopper got there first: record this one as refused
+        session.execute(update(CampaignClaim).where(CampaignClaim.campaign_id == campaign.id,
+                                                    CampaignClaim.nonce == nonce)
+                        .values(accepted=False, code=code).execution_options(synchronize_session=False))
+        session.commit()
         raise ClaimRejected(MESSAGES[code], code=code, fragment=fragment)
-    return answer
+    state = progress(session, campaign, key)
+    if len(state["collected"]) >= state["needed"] and not state["entered"]:
+        entry, _outcome = add_entry(session, campaign, key, "collect")
+        state.update(entered=entry is not None, entry_id=entry.id if entry else None,
+                     entry_refused="entries_full" if entry is None else None)
+    session.commit()
+    return {"accepted": True, "fragment": fragment, **state}
+
+
+def _record_now(session: Session, record: dict[str, Any]) -> None:
+    """Record one rejected claim in its own short transaction (a nonce already recorded is skipped)."""
+    begin_write(session)
+    try:
+        with session.begin_nested():
+            session.execute(insert(CampaignClaim), [record])
+    except IntegrityError:
+        pass
+    session.commit()

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from media_service import webhooks
 from media_service.db import begin_write
 from media_service.errors import BadRequest, Conflict
 from media_service.features.assets.service import get_asset
@@ -50,8 +51,6 @@ from media_service.models import (
     CampaignEntry,
     CampaignSession,
     Job,
-    Webhook,
-    WebhookDelivery,
     utcnow,
 )
 from media_service.storage import Storage
@@ -244,14 +243,9 @@ def entry_ids(session: Session, campaign_id: str) -> list[str]:
 
 
 def record_event(session: Session, campaign: Campaign, event: str, data: dict[str, Any]) -> None:
-    """One outbox row per webhook subscribed to every event (caller commits, in the state's transaction).
-
-    Webhook subscriptions name job events only today, so a campaign event reaches the merchant's webhooks
-    that have no event filter (the cart webhook, which names ``cart.add``, never gets them)."""
-    payload = {"event": event, "created_at": utcnow().isoformat(), "data": {"campaign_id": campaign.id, **data}}
-    for hook in session.scalars(select(Webhook).where(Webhook.merchant_id == campaign.merchant_id)).all():
-        if not hook.events or event in hook.events:
-            session.add(WebhookDelivery(webhook_id=hook.id, event=event, payload=payload))
+    """One outbox row per webhook subscribed to ``event`` or to everything (caller commits, in the state's
+    transaction). ``EVENTS`` are the feature's ``webhook_events``: a hook may subscribe to them by name."""
+    webhooks.record_event(session, campaign.merchant_id, event, {"campaign_id": campaign.id, **data})
 
 
 def _require_state(campaign: Campaign, *states: str, action: str) -> None:
@@ -285,12 +279,36 @@ def close(session: Session, campaign: Campaign) -> Campaign:
     begin_write(session)
     session.refresh(campaign)
     _require_state(campaign, "published", action="closed")
+    _close(session, campaign, "merchant")
+    session.commit()
+    return campaign
+
+
+def _close(session: Session, campaign: Campaign, by: str) -> None:
+    """Freeze the entries of a published campaign (inside the caller's write transaction)."""
     ids = entry_ids(session, campaign.id)
     campaign.merkle_root, campaign.entry_count = drawing.merkle_root(ids), len(ids)
     campaign.state, campaign.closed_at = "closed", utcnow()
-    record_event(session, campaign, "campaign.closed", {"merkle_root": campaign.merkle_root, "entries": len(ids)})
+    record_event(session, campaign, "campaign.closed",
+                 {"merkle_root": campaign.merkle_root, "entries": len(ids), "closed_by": by})
+
+
+def close_ended(session: Session, settings: Mapping[str, Any]) -> int:
+    """A worker chore: close every published campaign whose ``ends_at`` has passed, as the merchant's close
+    would (entries frozen, Merkle root published, ``campaign.closed`` with ``closed_by: "schedule"``), so the
+    record is frozen at the announced end even when nobody calls close. Answers how many it closed."""
+    due = select(Campaign.id).where(Campaign.state == "published", Campaign.ends_at.is_not(None),
+                                    Campaign.ends_at < utcnow())
+    if not session.scalars(due.limit(1)).first():
+        session.commit()
+        return 0
+    begin_write(session)
+    closed = 0
+    for campaign in session.scalars(select(Campaign).where(Campaign.id.in_(due))).all():
+        _close(session, campaign, "schedule")
+        closed += 1
     session.commit()
-    return campaign
+    return closed
 
 
 def run_draw(session: Session, campaign: Campaign) -> Campaign:

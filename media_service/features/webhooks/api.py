@@ -1,4 +1,6 @@
-"""``/v1/webhooks``: where a merchant is told that jobs ended (signed with the webhook's secret)."""
+"""``/v1/webhooks``: where a merchant is told that jobs ended or campaigns changed state (signed with the
+webhook's secret). The events a hook may name are ``webhooks.known_events()``: the job events and the
+features' ``Feature.webhook_events``."""
 
 from __future__ import annotations
 
@@ -12,13 +14,13 @@ from media_service.errors import BadRequest, NotFound
 from media_service.models import Webhook, WebhookDelivery
 from media_service.security.api_keys import current_merchant_id, require
 from media_service.web.requests import created, json_body
-from media_service.webhooks import JOB_EVENTS, check_webhook_url, new_secret
+from media_service.webhooks import check_webhook_url, known_events, new_secret
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks")
 
 
 def _to_dict(hook: Webhook, *, with_secret: bool = False) -> dict[str, Any]:
-    data = {"id": hook.id, "url": hook.url, "events": hook.events or list(JOB_EVENTS),
+    data = {"id": hook.id, "url": hook.url, "events": hook.events or list(known_events()),
             "created_at": hook.created_at.isoformat()}
     if with_secret:
         data["secret"] = hook.secret
@@ -32,8 +34,9 @@ def create_webhook() -> Any:
     url, events = body["url"], body.get("events", [])
     if not isinstance(url, str) or len(url) > 2000:
         raise BadRequest("url must be a string of at most 2000 characters", code="invalid_webhook_url")
-    if not isinstance(events, list) or any(e not in JOB_EVENTS for e in events):
-        raise BadRequest(f"events must be a list drawn from {', '.join(JOB_EVENTS)}", code="invalid_events")
+    known = known_events()
+    if not isinstance(events, list) or any(e not in known for e in events):
+        raise BadRequest(f"events must be a list drawn from {', '.join(known)}", code="invalid_events")
     check_webhook_url(url, allow_private=current_app.config["WEBHOOK_ALLOW_PRIVATE_NETWORKS"])
     session = get_session()
     hook = Webhook(merchant_id=current_merchant_id(), url=url, events=events, secret=new_secret())

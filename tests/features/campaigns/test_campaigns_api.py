@@ -12,15 +12,21 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from media_service import features
+from media_service.db import begin_write
 from media_service.features.campaigns import draw as drawing
+from media_service.jobs.worker import housekeeping
 from media_service.models import Campaign, CampaignEntry, WebhookDelivery
-from tests.conftest import REPO
-from tests.features.campaigns.conftest import World, make_world
+from media_service.webhooks import SIGNATURE_HEADER, deliver_one, verify_signature
+from tests.conftest import REPO, service_env
+from tests.features.campaigns.conftest import FREE_ROUTE, ODDS, RULES, World, make_world
+from tests.hardening.receivers import Receiver
 
 VERIFY = REPO / "tools" / "verify_draw.py"
 SLACK = 1.0
@@ -296,3 +302,121 @@ def test_draw_is_unbiased_and_changes_with_any_entry() -> None:
         counts[drawing.pick_winners(f"{k:064x}", entries, 1)[0]] += 1
     assert max(counts.values()) - min(counts.values()) < 120  # ~300 each; binomial sd ~16
     assert len(set(drawing.pick_winners(seed, entries, 10))) == 10
+
+
+def test_a_hook_subscribed_to_campaign_drawn_receives_only_that(world: World) -> None:
+    """Campaign events are subscribable by name: the hook for ``campaign.drawn`` gets the draw (delivered to
+    a real socket, signed) and nothing else; a hook for job events gets no campaign event; unknown names
+    are still refused."""
+    receiver = Receiver()
+    try:
+        refused = world.client.post("/v1/webhooks", headers=world.merchant.headers,
+                                    json={"url": receiver.url, "events": ["campaign.exploded"]})
+        assert refused.status_code == 400 and refused.json["code"] == "invalid_events"
+        drawn_hook = world.client.post("/v1/webhooks", headers=world.merchant.headers,
+                                       json={"url": receiver.url, "events": ["campaign.drawn"]})
+        assert drawn_hook.status_code == 201, drawn_hook.json
+        assert drawn_hook.json["events"] == ["campaign.drawn"]
+        job_hook = world.client.post("/v1/webhooks", headers=world.merchant.headers,
+                                     json={"url": receiver.url, "events": ["job.succeeded"]})
+        assert job_hook.status_code == 201, job_hook.json
+        campaign = world.create(seed=13)
+        for action in ("publish", "close", "draw"):
+            assert world.client.post(f"/v1/campaigns/{campaign['id']}/{action}",
+                                     headers=world.merchant.headers).status_code == 200
+        database = world.app.extensions["database"]
+        with database.session() as session:
+            mine = session.query(WebhookDelivery).filter_by(webhook_id=drawn_hook.json["id"]).all()
+            jobs_only = session.query(WebhookDelivery).filter_by(webhook_id=job_hook.json["id"]).all()
+            pending = [d.id for d in mine]
+        assert [d.event for d in mine] == ["campaign.drawn"]
+        assert not [d for d in jobs_only if d.event.startswith("campaign.")]
+        assert [deliver_one(database, world.app.config, d) for d in pending] == ["delivered"]
+        [call] = receiver.calls
+        body = json.loads(call.body)
+        assert body["event"] == "campaign.drawn" and body["data"]["campaign_id"] == campaign["id"]
+        assert body["data"]["seed"] and len(body["data"]["winners"]) == 0  # no entries: no winners
+        assert verify_signature(drawn_hook.json["secret"], call.body, call.headers[SIGNATURE_HEADER])
+    finally:
+        receiver.close()
+        for hook in world.client.get("/v1/webhooks", headers=world.merchant.headers).json["items"]:
+            world.client.delete(f"/v1/webhooks/{hook['id']}", headers=world.merchant.headers)
+
+
+def test_the_worker_closes_a_campaign_when_its_end_date_passes(world: World) -> None:
+    """The supervisor's housekeeping (the features' chores) closes a published campaign once ``ends_at`` has
+    passed, exactly as a manual close (entries frozen, Merkle root, ``campaign.closed``), and leaves a
+    campaign without an end date, or whose end is still ahead, open; the draw then works as usual."""
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    ending = world.create(seed=17, ends_at=tomorrow)
+    open_ended = world.create(seed=19)
+    later = world.create(seed=23, ends_at=tomorrow)
+    for campaign in (ending, open_ended, later):
+        assert world.client.post(f"/v1/campaigns/{campaign['id']}/publish",
+                                 headers=world.merchant.headers).status_code == 200
+    for shopper in ("late-1", "late-2"):
+        assert world.client.post(f"/v1/campaigns/{ending['id']}/entries", headers=world.merchant.headers,
+                                 json={"shopper_id": shopper}).status_code == 201
+    database = world.app.extensions["database"]
+    housekeeping(database, world.app.config, features.chores())
+    assert _state(world, ending["id"]) == "published"  # not ended yet
+    with database.session() as session:  # the end date arrives (a render takes longer than waiting would)
+        begin_write(session)
+        session.get(Campaign, ending["id"]).ends_at = datetime.now(UTC) - timedelta(seconds=1)
+        session.commit()
+    housekeeping(database, world.app.config, features.chores())
+    closed = world.client.get(f"/v1/campaigns/{ending['id']}", headers=world.merchant.headers).json
+    assert closed["state"] == "closed" and closed["closed_at"]
+    record = world.client.get(f"/v1/public/campaigns/{ending['id']}/draw").json
+    assert len(record["entries"]) == 2 and record["merkle_root"] == drawing.merkle_root(record["entries"])
+    assert _state(world, open_ended["id"]) == "published" and _state(world, later["id"]) == "published"
+    late = world.client.post(f"/v1/campaigns/{ending['id']}/entries", headers=world.merchant.headers,
+                             json={"shopper_id": "too-late"})
+    assert late.status_code == 409 and late.json["code"] == "campaign_state"
+    with database.session() as session:
+        events = [d.payload["data"] for d in session.query(WebhookDelivery) if d.event == "campaign.closed"
+                  and d.payload["data"]["campaign_id"] == ending["id"]]
+    assert all(e["closed_by"] == "schedule" and e["entries"] == 2 for e in events)
+    drawn = world.client.post(f"/v1/campaigns/{ending['id']}/draw", headers=world.merchant.headers).json
+    assert drawn["state"] == "drawn" and len(drawn["winners"]) == 2
+    housekeeping(database, world.app.config, features.chores())  # a drawn campaign stays drawn
+    assert _state(world, ending["id"]) == "drawn"
+
+
+def _state(world: World, campaign_id: str) -> str:
+    return world.client.get(f"/v1/campaigns/{campaign_id}", headers=world.merchant.headers).json["state"]
+
+
+def test_the_command_line_creates_publishes_closes_and_draws(world: World, tmp_path: Path) -> None:
+    """``media-service campaigns create|publish|close|draw`` as an operator runs them (real subprocesses on
+    the world's data folder, the render by the command's own worker); the printed draw record verifies."""
+    merchant = world.merchant.merchant_id
+
+    def cli(*args: str) -> Any:
+        result = subprocess.run([sys.executable, "-m", "media_service", "campaigns", *args, "--merchant", merchant],
+                                env=service_env(world.data_dir), capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return json.loads(result.stdout)
+
+    created = cli("create", "--video", world.video_id, "--logo-asset", world.logo_id, "--title", "CLI hunt",
+                  "--fragments", "3", "--rule", "2", "--prize", "Mug:2", "--prize", "Poster", "--rules", RULES,
+                  "--odds", ODDS, "--alternative-entry", FREE_ROUTE, "--seed", "29")
+    campaign_id = created["id"]
+    assert campaign_id.startswith("cmp_") and created["state"] == "draft" and created["render"] == "ready", created
+    assert cli("publish", campaign_id)["state"] == "published"
+    for shopper in ("cli-1", "cli-2", "cli-3", "cli-4"):
+        assert world.client.post(f"/v1/campaigns/{campaign_id}/entries", headers=world.merchant.headers,
+                                 json={"shopper_id": shopper}).status_code == 201
+    closed = cli("close", campaign_id)
+    assert closed["state"] == "closed"
+    record = cli("draw", campaign_id)
+    assert record["state"] == "drawn" and len(record["entries"]) == 4 and len(record["winners"]) == 3
+    assert [w["prize"] for w in record["winners"]] == ["Mug", "Mug", "Poster"]
+    path = tmp_path / "draw.json"
+    path.write_text(json.dumps(record))
+    verified = subprocess.run([sys.executable, "-I", str(VERIFY), str(path)], capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    again = subprocess.run([sys.executable, "-m", "media_service", "campaigns", "draw", campaign_id, "--merchant",
+                            merchant], env=service_env(world.data_dir), capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "campaign_state" in again.stderr  # drawn once
