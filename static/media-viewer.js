@@ -603,7 +603,24 @@ class VideoMode {
     this.lasso.replaceChildren();
     this.card?.remove();
     const product = answer && answer.product;
-    if (!product) return;
+    if (product) return this.productCard(answer, product);
+    // Not sure which product this is (variants of one design, a view the catalog lacks): the shopper picks.
+    const options = (answer && answer.uncertain && answer.candidates) || [];
+    if (!options.length) return;
+    this.video.pause();
+    const card = this.card = el("div", { class: "card", role: "dialog", "aria-label": "Which product is it?" });
+    card.append(el("h3", {}, "Which product is it?"));
+    for (const option of options.slice(0, 4)) {
+      const pick = el("button", { class: "add" }, option.title || option.sku);
+      pick.addEventListener("click", () => { card.remove(); this.productCard(answer, option); });
+      card.append(pick);
+    }
+    const close = el("button", { class: "close" }, "Close");
+    close.addEventListener("click", () => card.remove());
+    card.append(close);
+    this.v.stage.append(card);
+  }
+  productCard(answer, product) {
     this.video.pause();
     const card = this.card = el("div", { class: "card", role: "dialog", "aria-label": product.title || product.sku });
     const picture = (answer.cutout && answer.cutout.url) || product.image_url;
