@@ -11,14 +11,20 @@ import json
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, expect
+from werkzeug.serving import make_server
 
 from tests.conftest import REPO, add_merchant
 from tests.features.campaigns.conftest import FREE_ROUTE, ODDS, RULES, World, make_world
-from tests.features.console.conftest import ConsoleUser, add_user
+from tests.features.console.conftest import PASSWORD, ConsoleUser, add_user
+from tests.widget.conftest import browser  # noqa: F401  (a fixture)
+
+ARTIFACTS = REPO / "test-artifacts" / "console"
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +186,39 @@ def test_form_mistakes_read_as_words(world: World, users: dict[str, ConsoleUser]
         answer = owner.client.post("/console/campaigns", data=form(owner, world, **fields))
         assert answer.status_code in (400, 404), (fields, answer.status_code)
         assert words in answer.text and 'class="problem"' in answer.text, (fields, answer.text[-800:])
+
+
+@pytest.mark.slow
+def test_the_campaign_page_in_chromium(world: World, users: dict[str, ConsoleUser], campaign_id: str,
+                                       browser: Browser) -> None:  # noqa: F811
+    """The drawn campaign's page in a real Chromium (after the flow above, or drawn here when run alone):
+    the preview sheet and the fragments load through their signed links; a screenshot goes to
+    ``test-artifacts/console/campaign.png`` (and the list with its form to ``campaigns.png``)."""
+    owner = users["owner"]
+    for action in ("publish", "close", "draw"):  # whatever is left of the flow (refused steps are harmless)
+        owner.client.post(f"/console/campaigns/{campaign_id}/{action}", data={"csrf_token": owner.csrf})
+    server = make_server("127.0.0.1", 0, world.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(f"{base}/console/campaigns/{campaign_id}")
+        page.fill("#email", owner.email)
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base}/console/campaigns/{campaign_id}")
+        expect(page.locator("#verify-command")).to_contain_text("python3 tools/verify_draw.py")
+        for image in [page.locator("#preview-sheet"), *page.locator("img[alt^=Fragment]").all()]:
+            expect(image).to_be_visible()
+            assert image.evaluate("img => img.complete && img.naturalWidth > 0"), "an image did not load"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "campaign.png"), full_page=True)
+        page.goto(f"{base}/console/campaigns")
+        expect(page.locator("#create-campaign")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "campaigns.png"), full_page=True)
+    finally:
+        context.close()
+        server.shutdown()
+        thread.join(timeout=10)
