@@ -192,7 +192,8 @@ def test_form_mistakes_read_as_words(world: World, users: dict[str, ConsoleUser]
 def test_the_campaign_page_in_chromium(world: World, users: dict[str, ConsoleUser], campaign_id: str,
                                        browser: Browser) -> None:  # noqa: F811
     """The drawn campaign's page in a real Chromium (after the flow above, or drawn here when run alone):
-    the preview sheet and the fragments load through their signed links; a screenshot goes to
+    the preview sheet and the fragments load through their signed links, the command shown verifies the live
+    public draw record; a screenshot goes to
     ``test-artifacts/console/campaign.png`` (and the list with its form to ``campaigns.png``)."""
     owner = users["owner"]
     for action in ("publish", "close", "draw"):  # whatever is left of the flow (refused steps are harmless)
@@ -209,7 +210,11 @@ def test_the_campaign_page_in_chromium(world: World, users: dict[str, ConsoleUse
         page.fill("#password", PASSWORD)
         page.click("button[type=submit]")
         page.wait_for_url(f"{base}/console/campaigns/{campaign_id}")
-        expect(page.locator("#verify-command")).to_contain_text("python3 tools/verify_draw.py")
+        command = page.locator("#verify-command").inner_text().split()
+        assert command[:2] == ["python3", "tools/verify_draw.py"] and command[2].startswith(base)
+        checked = subprocess.run([sys.executable, str(REPO / command[1]), command[2]], capture_output=True,
+                                 text=True, timeout=60)  # the shown command, against the live public record
+        assert checked.returncode == 0, checked.stdout + checked.stderr
         for image in [page.locator("#preview-sheet"), *page.locator("img[alt^=Fragment]").all()]:
             expect(image).to_be_visible()
             assert image.evaluate("img => img.complete && img.naturalWidth > 0"), "an image did not load"
