@@ -6,7 +6,8 @@ checks, roles and HTML. Errors of the services (``MediaServiceError``) are shown
 an HTML page, or as the usual ``application/problem+json`` to the pages' scripts.
 
 The views are spread over this module (sign-in, library, reviews, jobs), ``studio.py`` (panoramas, spins,
-products and videos, embeds) and ``insights.py`` (charts); they all register on ``bp``.
+products and videos, embeds), ``insights.py`` (charts) and ``campaigns.py`` (prize campaigns); they all
+register on ``bp``.
 """
 
 from __future__ import annotations
@@ -79,8 +80,7 @@ FLAG_WORDS = {
 }
 NAV = (("console.library", "Library"), ("console.reviews", "Buyer shows"), ("console.studio", "Panoramas & spins"),
        ("console.catalog", "Products & videos"), ("console.embeds", "Embed"), ("console.insights", "Insights"),
-       ("console.jobs", "Jobs"))
-# Campaigns: the campaigns feature adds its console pages here (one NAV entry, its own views on ``bp``).
+       ("console.campaigns", "Campaigns"), ("console.jobs", "Jobs"))
 
 
 # ------------------------------------------------------------------------------------------ plumbing
@@ -420,7 +420,8 @@ def review_video(video_id: str) -> Any:
 
 
 JOB_WORDS = {"assets.thumbnail": "Thumbnail", "videos.process": "Video processing", "panoramas.stitch":
-             "Panorama stitching", "spins.build": "Spin", "videos.index": "Finding products in a video"}
+             "Panorama stitching", "spins.build": "Spin", "videos.index": "Finding products in a video",
+             "campaigns.render": "Campaign fragments"}
 
 
 @bp.get("/jobs")
