@@ -194,7 +194,8 @@ def render_state(campaign: Campaign, job: Job | None) -> str:
     return public_state(ResourceState.READY if campaign.rendered else None, job).value
 
 
-def _signed(campaign: Campaign, name: str | None) -> str | None:
+def output_url(campaign: Campaign, name: str | None) -> str | None:
+    """A signed URL of one of the campaign's rendered outputs (sheet, video, fragment images)."""
     prefix = (campaign.outputs or {}).get("prefix")
     return signed_url(f"{prefix}/{name}") if prefix and name else None
 
@@ -222,10 +223,10 @@ def campaign_to_dict(session: Session, campaign: Campaign, job: Job | None) -> d
                   "draw_record": url_for("campaigns.public_draw", campaign_id=campaign.id, _external=True)},
     }
     if campaign.rendered:
-        body["preview"] = {"sheet_url": _signed(campaign, outputs.get("sheet")),
-                           "video_url": _signed(campaign, outputs.get("preview")),
-                           "burned_mp4_url": _signed(campaign, outputs.get("burned")),
-                           "poster_url": _signed(campaign, outputs.get("poster"))}
+        body["preview"] = {"sheet_url": output_url(campaign, outputs.get("sheet")),
+                           "video_url": output_url(campaign, outputs.get("preview")),
+                           "burned_mp4_url": output_url(campaign, outputs.get("burned")),
+                           "poster_url": output_url(campaign, outputs.get("poster"))}
         body["plan"] = {"placements": campaign.plan.get("placements", []), "notes": campaign.plan.get("notes", []),
                         "avoided": campaign.plan.get("avoided", {})}
     elif job is not None and job.error:
@@ -440,13 +441,14 @@ def describe_campaign_for_embed(session: Session, merchant_id: str, campaign_id:
         raise Conflict("this campaign is not published yet; embed it once it is", code="not_ready")
     if campaign.mode == "burned":
         frame = campaign.plan.get("frame", [None, None])
-        video = {"mp4": _signed(campaign, campaign.outputs.get("burned")), "hls": None,
-                 "poster": _signed(campaign, campaign.outputs.get("poster")), "storyboard": None,
+        video = {"mp4": output_url(campaign, campaign.outputs.get("burned")), "hls": None,
+                 "poster": output_url(campaign, campaign.outputs.get("poster")), "storyboard": None,
                  "width": frame[0], "height": frame[1]}
     else:
         video = describe_video_for_embed(session, merchant_id, campaign.video_id)["video"]
     fragments = [] if campaign.mode == "burned" else [
-        {"fragment": i, "src": _signed(campaign, name)} for i, name in enumerate(campaign.outputs.get("fragments", []))]
+        {"fragment": i, "src": output_url(campaign, name)}
+        for i, name in enumerate(campaign.outputs.get("fragments", []))]
     return {"mode": "campaign", "title": campaign.title, "campaign": {
         "id": campaign.id, "mode": campaign.mode, "state": campaign.state, "video": video, "fragments": fragments,
         "count": campaign.fragment_count, "needed": needed(campaign.rule, campaign.fragment_count),

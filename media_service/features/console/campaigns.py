@@ -23,6 +23,7 @@ from media_service.features.campaigns.service import (
     create_campaign,
     draw_record,
     get_campaign,
+    output_url,
     publish,
     run_draw,
     stats,
@@ -140,10 +141,9 @@ def campaigns_page(campaign_id: str) -> Any:
     session = get_session()
     campaign = get_campaign(session, me.merchant_id, campaign_id)
     body = _view(campaign)
-    prefix = (campaign.outputs or {}).get("prefix")
     placements = {p["index"]: p for p in (body.get("plan") or {}).get("placements", [])}
-    fragments = [{"index": i, "src": signed_url(f"{prefix}/{name}"), "placement": placements.get(i)}
-                 for i, name in enumerate((campaign.outputs or {}).get("fragments", []))] if prefix else []
+    fragments = [{"index": i, "src": output_url(campaign, name), "placement": placements.get(i)}
+                 for i, name in enumerate((campaign.outputs or {}).get("fragments", []))]
     record = draw_record(session, campaign) if campaign.state == "drawn" else None
     return render_page("console/campaign.html", campaign=campaign, body=body, fragments=fragments,
                        stats=stats(session, campaign) if campaign.state != "draft" else None, record=record,
