@@ -72,6 +72,13 @@ bench: setup
 	$(BIN)/python bench/tap_latency.py --taps 1000 --on-demand-taps 300
 	$(BIN)/python bench/torchvision_detector.py --frames 24
 	$(BIN)/python bench/widget_first_frame.py --runs 5
+	$(BIN)/python bench/video_real_input.py
+	$(BIN)/python bench/catalog_detector.py --validation 24 --validation-seed 9092 --skip-speed
+	$(BIN)/python bench/campaign_render.py --fragments 6 --runs 3
+	$(BIN)/python bench/campaign_claims.py --viewers 100 --stagger 10
+	$(BIN)/python bench/campaign_claim_cost.py --viewers 30
+	$(BIN)/python bench/console_pages.py --assets 10000 --rounds 40
+	$(BIN)/python bench/load.py --readers 200 --reads 5 --uploads 50
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR) .pytest_cache

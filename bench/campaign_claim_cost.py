@@ -15,12 +15,15 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for tests.*
 
 from tests.features.campaigns.conftest import make_world
 from tests.features.campaigns.test_campaigns_api import Viewer, embed_token

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import requests
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for tests.*
+
 from tests.conftest import free_port, service_env
 from tests.features.campaigns.conftest import make_world
 
