@@ -24,8 +24,9 @@ from media_service import create_app
 from media_service.db import upgrade
 from media_service.security.api_keys import create_merchant
 
-#: Shared fixture families (shop with an indexed catalog video: products, video index, widget tests).
-pytest_plugins = ["tests.support.products.shop"]
+#: Shared fixture families: the shop with an indexed catalog video (products, video index, widget tests) and
+#: one headless Chromium for every browser test.
+pytest_plugins = ["tests.support.products.shop", "tests.support.browser"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_MEDIA = Path(os.environ.get("MEDIA_SERVICE_TEST_MEDIA", REPO.parent / "shared" / "media"))

@@ -22,7 +22,6 @@ from werkzeug.serving import make_server
 from tests.conftest import REPO, add_merchant
 from tests.features.campaigns.conftest import FREE_ROUTE, ODDS, RULES, World, make_world
 from tests.features.console.conftest import PASSWORD, ConsoleUser, add_user
-from tests.widget.conftest import browser  # noqa: F401  (a fixture)
 
 ARTIFACTS = REPO / "test-artifacts" / "console"
 
@@ -190,7 +189,7 @@ def test_form_mistakes_read_as_words(world: World, users: dict[str, ConsoleUser]
 
 @pytest.mark.slow
 def test_the_campaign_page_in_chromium(world: World, users: dict[str, ConsoleUser], campaign_id: str,
-                                       browser: Browser) -> None:  # noqa: F811
+                                       browser: Browser) -> None:
     """The drawn campaign's page in a real Chromium (after the flow above, or drawn here when run alone):
     the preview sheet and the fragments load through their signed links, the command shown verifies the live
     public draw record; a screenshot goes to

@@ -34,9 +34,9 @@ from tests.conftest import (
     stop_process,
 )
 from tests.features.console.conftest import PASSWORD
+from tests.support.browser import HostSite
 from tests.support.cutting_proxy import CuttingProxy
-from tests.support.products.shop import add_catalog, shop_clip  # noqa: F401  (shop_clip is a fixture)
-from tests.widget.conftest import HostSite, browser, host_site  # noqa: F401  (fixtures)
+from tests.support.products.shop import add_catalog
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 ARTIFACTS = REPO / "test-artifacts" / "console"
@@ -104,7 +104,7 @@ def api(server: LiveServer, who: MerchantCredentials, method: str, path: str, **
 
 
 @pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:  # noqa: F811
+def context(browser: Browser) -> Iterator[BrowserContext]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     yield context
     context.close()
@@ -112,8 +112,8 @@ def context(browser: Browser) -> Iterator[BrowserContext]:  # noqa: F811
 
 def test_a_merchants_day_in_the_console(app: Flask, server: LiveServer, merchant: MerchantCredentials,
                                         other_merchant: MerchantCredentials, context: BrowserContext,
-                                        browser: Browser, host_site: HostSite,  # noqa: F811
-                                        shop_clip: Any) -> None:  # noqa: F811
+                                        browser: Browser, host_site: HostSite,
+                                        shop_clip: Any) -> None:
     owner = user(app, merchant, "owner@shop-a.example")
     port = int(server.url.rsplit(":", 1)[1])
     budget = {"bytes": 40_000}  # client bytes a connection may carry before it is cut, until the first cut
