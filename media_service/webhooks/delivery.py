@@ -176,28 +176,30 @@ def post_event(url: str, secret: str, *, event: str, delivery_id: str, payload: 
                 connection = None
         if connection is None:
             reason = last_error or TimeoutError("no address answered")
-            return PostResult(None, _deadline_text(watchdog, limits) or f"connection failed: {reason}"[:500])
+            timed_out = watchdog.fired or isinstance(reason, TimeoutError)
+            return PostResult(None, _deadline_text(limits) if timed_out else f"connection failed: {reason}"[:500])
         connection.request("POST", target.path, body=body, headers=headers)
         response = connection.getresponse()
         data = response.read(limits.max_response_bytes)
         content_type = response.getheader("Content-Type", "") or ""
         status = response.status
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        return PostResult(None, _deadline_text(watchdog, limits) or f"{type(exc).__name__}: {exc}"[:500])
+        # the socket's own timeout is the time left until the deadline: whichever of it and the watchdog
+        # fires first, the attempt ran out of its deadline
+        timed_out = isinstance(exc, TimeoutError) or watchdog.fired
+        return PostResult(None, _deadline_text(limits) if timed_out else f"{type(exc).__name__}: {exc}"[:500])
     finally:
         watchdog.cancel()
         if connection is not None:
             connection.close()
     if watchdog.fired:  # the answer arrived, but not in time: treat as not delivered (the receiver may retry)
-        return PostResult(None, _deadline_text(watchdog, limits))
+        return PostResult(None, _deadline_text(limits))
     error = None if 200 <= status < 300 else data[:ERROR_TEXT_CHARS].decode("utf-8", "replace")
     return PostResult(status, error, data, content_type)
 
 
-def _deadline_text(watchdog: _Watchdog, limits: DeliveryLimits) -> str | None:
-    if watchdog.fired:
-        return f"no complete answer within {limits.deadline_seconds:g} s (webhook deadline)"
-    return None
+def _deadline_text(limits: DeliveryLimits) -> str:
+    return f"no complete answer within {limits.deadline_seconds:g} s (webhook deadline)"
 
 
 class ReceiverSlots:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from io import BytesIO
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from PIL import Image
 
 from media_service.media.detection.catalog import CatalogDetector, CatalogProduct
 from media_service.media.detection.cutout import cut_out, encode_png, mask_to_polygon, render_cutout
+from tests.conftest import REPO
 from tests.support.products.semireal import EVALUATION_CLIPS, _decode, render_clip
 from tests.support.products.shop import artifact
 
@@ -93,8 +93,7 @@ def test_degenerate_inputs() -> None:
 
 
 def test_artifacts_folder_is_ignored_by_git() -> None:
-    root = Path(__file__).resolve().parents[2]
-    assert "test-artifacts/" in (root / ".gitignore").read_text()
+    assert "test-artifacts/" in (REPO / ".gitignore").read_text()
 
 
 def _scene_with_neighbour(catalog: list[CatalogProduct]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
