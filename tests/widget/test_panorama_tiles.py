@@ -45,7 +45,9 @@ def retina(browser: Browser) -> Iterator[Page]:
 
 def _berlin(server: LiveServer, who: MerchantCredentials, data_dir: Path) -> dict:
     ids = [upload(server, who, f"panorama/berlin/0{n}.jpg")["id"] for n in (1, 2, 3)]
-    created = requests.post(f"{server.url}/v1/panoramas", headers=who.headers, json={"asset_ids": ids}, timeout=30)
+    # spherical: under "auto" this near-duplicate set is (rightly) stitched flat and would embed as an image
+    created = requests.post(f"{server.url}/v1/panoramas", headers=who.headers,
+                            json={"asset_ids": ids, "options": {"projection": "spherical"}}, timeout=30)
     assert created.status_code == 202, created.text
     worker = start_worker(data_dir)
     try:
@@ -145,7 +147,7 @@ def test_panorama_streams_visible_tiles_of_the_screens_level(app: Flask, retina:
     host_site.pages["tiles.html"] = host_page(minted, SIZE)
     tile_size = spec["tiles"]["tile_size"]
     centre = (int(0.5 * levels[0]["width"] / tile_size), int(0.5 * levels[0]["height"] / tile_size))
-    failing = (0, centre[0] - 1, centre[1] - 1)  # a full-resolution tile up and left of the centre
+    failing = (0, centre[0] - 1, centre[1])  # a full-resolution tile left of the centre, in its row
 
     # 1. every tile answers 404: the preview alone, never blank, no page error, no tile retried
     network = Network(page)
