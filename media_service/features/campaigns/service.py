@@ -54,7 +54,7 @@ from media_service.models import (
     utcnow,
 )
 from media_service.storage import Storage
-from media_service.web.files import signed_url
+from media_service.web.files import prefix_signer
 
 JOB_KIND = "campaigns.render"
 MODES = ("overlay", "burned")
@@ -197,7 +197,7 @@ def render_state(campaign: Campaign, job: Job | None) -> str:
 def output_url(campaign: Campaign, name: str | None) -> str | None:
     """A signed URL of one of the campaign's rendered outputs (sheet, video, fragment images)."""
     prefix = (campaign.outputs or {}).get("prefix")
-    return signed_url(f"{prefix}/{name}") if prefix and name else None
+    return prefix_signer(prefix)(name) if prefix and name else None
 
 
 def campaign_to_dict(session: Session, campaign: Campaign, job: Job | None) -> dict[str, Any]:

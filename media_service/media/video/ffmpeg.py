@@ -439,6 +439,19 @@ def stream_ffmpeg(args: list[str], sink: Callable[[bytes], bool], *, timeout: fl
             stop.set()
 
     run = _Run(command, timeout=timeout)
+    if _pump_stdout(run, on_stdout, stop):
+        return time.monotonic() - run.started
+    returncode = run.finish()
+    if returncode != 0:
+        raise run.failure(returncode)
+    return time.monotonic() - run.started
+
+
+def _pump_stdout(run: _Run, on_stdout: Callable[[bytes], None], stop: threading.Event) -> bool:
+    """Hand the process's stdout to ``on_stdout`` (in a reader thread) until it exits, within its time limit.
+
+    Returns True when ``stop`` was set meanwhile: the process is then killed. A timeout kills it and raises.
+    """
     reader = threading.Thread(target=_drain, args=(run.proc.stdout, on_stdout), daemon=True)
     reader.start()
     try:
@@ -446,7 +459,7 @@ def stream_ffmpeg(args: list[str], sink: Callable[[bytes], bool], *, timeout: fl
             if stop.is_set():
                 run.kill()
                 reader.join(timeout=5)
-                return time.monotonic() - run.started
+                return True
             if run.remaining <= 0:
                 run.kill()
                 raise run.timeout_error()
@@ -455,10 +468,7 @@ def stream_ffmpeg(args: list[str], sink: Callable[[bytes], bool], *, timeout: fl
         if run.proc.poll() is None:
             run.kill()
         raise
-    returncode = run.finish()
-    if returncode != 0 and not stop.is_set():
-        raise run.failure(returncode)
-    return time.monotonic() - run.started
+    return False
 
 
 def run_ffprobe(args: list[str], *, timeout: float, binary: str = "ffprobe",
@@ -482,24 +492,10 @@ def run_ffprobe(args: list[str], *, timeout: float, binary: str = "ffprobe",
             chunks.append(chunk)
 
     run = _Run(command, timeout=timeout)
-    reader = threading.Thread(target=_drain, args=(run.proc.stdout, on_stdout), daemon=True)
-    reader.start()
-    try:
-        while run.proc.poll() is None or reader.is_alive():
-            if overflow.is_set():
-                run.kill()
-                raise OutputTooLarge(
-                    f"ffprobe printed more than {MAX_PROBE_OUTPUT_BYTES} bytes; the file has too many "
-                    "streams or packets to inspect", command=command, returncode=run.proc.returncode,
-                    stderr_tail=run.stderr.text())
-            if run.remaining <= 0:
-                run.kill()
-                raise run.timeout_error()
-            reader.join(timeout=_POLL_SECONDS)
-    except BaseException:
-        if run.proc.poll() is None:
-            run.kill()
-        raise
+    if _pump_stdout(run, on_stdout, overflow):
+        raise OutputTooLarge(f"ffprobe printed more than {MAX_PROBE_OUTPUT_BYTES} bytes; the file has too many "
+                             "streams or packets to inspect", command=command, returncode=run.proc.returncode,
+                             stderr_tail=run.stderr.text())
     returncode = run.finish()
     if returncode != 0:
         raise run.failure(returncode)
